@@ -1,0 +1,34 @@
+# Every user-facing command of the project. Each target installs what it needs first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+AIRFLOW_VERSION ?= 3.3.2
+STAMP := $(VENV)/.installed
+
+.PHONY: venv postgres test lint demo bench bench-small clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+postgres:  ## PostgreSQL server binaries (initdb, pg_ctl, postgres_fdw) from the system packages if missing
+	bash scripts/ensure-postgres.sh
+
+lint: venv
+	$(BIN)/ruff check airflow_provider_confiture dags tests benchmarks scripts
+
+test: venv postgres lint  ## the test command (CI runs exactly this)
+	$(BIN)/python -m pytest -q
+
+demo: venv postgres  ## the example migration DAG end to end on two throwaway clusters
+	$(BIN)/python scripts/demo.py
+
+bench: venv postgres  ## side-by-side copy benchmark (full size)
+	$(BIN)/python benchmarks/bench.py --out bench-results.json
+
+clean:
+	rm -rf $(VENV) .work

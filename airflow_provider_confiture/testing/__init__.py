@@ -1,0 +1,23 @@
+"""Test helpers shipped with the provider (no Airflow imports): throwaway PostgreSQL clusters."""
+
+from __future__ import annotations
+
+from airflow_provider_confiture.testing.postgres_cluster import (
+    ClusterDatabase,
+    PostgresCluster,
+    PostgresClusterError,
+    conninfo_quote,
+    free_port,
+    pg_bin_dir,
+    stop_all,
+)
+
+__all__ = [
+    "ClusterDatabase",
+    "PostgresCluster",
+    "PostgresClusterError",
+    "conninfo_quote",
+    "free_port",
+    "pg_bin_dir",
+    "stop_all",
+]

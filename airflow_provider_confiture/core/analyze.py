@@ -1,0 +1,167 @@
+"""Analyze step: per table, estimated rows and size, the strategy that will be used, an estimated
+time and warnings; and the list of load units (a whole table, or one key range of a large table)
+that the DAG fans out over. Read-only on both databases.
+
+Unlike the original (which only advised), the strategy shown here is the one the load uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_confiture.core import catalog, dbapi, estimates, ranges
+from airflow_provider_confiture.core.mapping import Mapping
+from airflow_provider_confiture.core.plan import (
+    PlanOptions,
+    PlanResult,
+    TablePlan,
+    build_plans,
+    choose_strategy,
+)
+from airflow_provider_confiture.core.report import box_table
+from airflow_provider_confiture.core.validate import validate_table
+
+#: Tables with at least this many rows are split into key ranges that load as separate tasks.
+DEFAULT_SPLIT_THRESHOLD_ROWS = 50_000_000
+#: Rows per part when a table is split.
+DEFAULT_ROWS_PER_PART = 25_000_000
+
+
+@dataclass
+class TableAnalysis:
+    label: str
+    key: str
+    source: str
+    target: str
+    rows: int
+    bytes: int
+    strategy: str
+    estimated_seconds: float
+    copy_format: str
+    warnings: list[str] = field(default_factory=list)
+    parts: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Analysis:
+    tables: list[TableAnalysis]
+    skipped: list[tuple[str, str]]
+
+    def units(self) -> list[dict[str, Any]]:
+        """One entry per load task: ``{"table", "label", "strategy", "key_range"}``."""
+        out = []
+        for t in self.tables:
+            if not t.parts:
+                out.append({"table": t.key, "label": t.label, "strategy": t.strategy, "key_range": None})
+            for part in t.parts:
+                label = f"{t.label} [{part['index']}/{part['count']}]"
+                out.append({"table": t.key, "label": label, "strategy": t.strategy, "key_range": part})
+        return out
+
+    def render(self) -> str:
+        rows = [
+            (
+                t.label,
+                estimates.human_rows(t.rows),
+                estimates.human_bytes(t.bytes),
+                t.strategy + (" ⚡" if t.strategy == "copy" else ""),
+                f"{len(t.parts)} parts" if t.parts else "1",
+                estimates.human_seconds(t.estimated_seconds),
+            )
+            for t in self.tables
+        ]
+        text = "Table Analysis:\n" + box_table(["Table", "Rows", "Size", "Strategy", "Tasks", "Est. Time"], rows)
+        notes = [f"  {t.label}: {w}" for t in self.tables for w in t.warnings]
+        notes += [f"  {name}: skipped, {why}" for name, why in self.skipped]
+        if notes:
+            text += "\nWarnings:\n" + "\n".join(notes)
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tables": [t.to_dict() for t in self.tables],
+            "skipped": [list(s) for s in self.skipped],
+            "units": self.units(),
+        }
+
+
+def plan_migration(
+    source_conn: Any, target_conn: Any, mapping: Mapping, options: PlanOptions, tables: list[str] | None = None
+) -> tuple[PlanResult, catalog.Catalog]:
+    """Read both catalogs and resolve the mapping (catalog-level checks only)."""
+    source_schemas = {options.source_schema} | {
+        e.source_table.schema for e in mapping.tables if e.source_table.schema
+    }
+    target_schemas = {options.target_schema} | {
+        e.target_table.schema for e in mapping.tables if e.target_table.schema
+    }
+    source_catalog = catalog.read_catalog(source_conn, sorted(source_schemas))
+    target_catalog = catalog.read_catalog(target_conn, sorted(target_schemas))
+    dbapi.safe_rollback(source_conn)
+    dbapi.safe_rollback(target_conn)
+    return build_plans(mapping, source_catalog, target_catalog, options, tables), source_catalog
+
+
+def exact_rows_if_unknown(source_conn: Any, plan: TablePlan) -> int:
+    if plan.estimated_rows > 0:
+        return plan.estimated_rows
+    rows = catalog.count_rows(source_conn, plan.source)
+    dbapi.safe_rollback(source_conn)
+    return rows
+
+
+def analyze(
+    source_conn: Any,
+    target_conn: Any,
+    mapping: Mapping,
+    options: PlanOptions,
+    tables: list[str] | None = None,
+    *,
+    split_threshold_rows: int = DEFAULT_SPLIT_THRESHOLD_ROWS,
+    rows_per_part: int = DEFAULT_ROWS_PER_PART,
+) -> Analysis:
+    """Plan, validate (EXPLAIN, no data moved) and estimate every table."""
+    result, _ = plan_migration(source_conn, target_conn, mapping, options, tables)
+    out = []
+    for plan in result.plans:
+        check = validate_table(source_conn, target_conn, plan, mapping.origin or "<mapping>")
+        plan.estimated_rows = exact_rows_if_unknown(source_conn, plan)
+        warnings = list(plan.warnings)
+        if not check.copy_capable:
+            if plan.requested_strategy == "copy":
+                from airflow_provider_confiture.core.errors import PlanError
+
+                raise PlanError(
+                    f"entry {plan.key!r}: strategy 'copy' runs the mapping's expressions on the source, where "
+                    f"they fail ({check.copy_problem}); use strategy 'fdw' for this table"
+                )
+            warnings.append(f"expressions only valid on the target ({check.copy_problem}): FDW strategy used")
+        strategy = choose_strategy(plan, options.copy_threshold_rows, check.copy_capable)
+        parts: list[dict[str, Any]] = []
+        if split_threshold_rows > 0 and plan.estimated_rows >= split_threshold_rows:
+            count = max(2, -(-plan.estimated_rows // max(rows_per_part, 1)))
+            key_ranges = ranges.compute_ranges(source_conn, plan, count)
+            if key_ranges:
+                parts = [r.to_dict() for r in key_ranges]
+            else:
+                warnings.append("large table without an integer key to split by: loads as one task")
+        out.append(
+            TableAnalysis(
+                label=plan.label,
+                key=plan.key,
+                source=str(plan.source),
+                target=str(plan.target),
+                rows=plan.estimated_rows,
+                bytes=plan.source_bytes,
+                strategy=strategy,
+                estimated_seconds=estimates.estimate_seconds(strategy, plan.estimated_rows, plan.source_bytes),
+                copy_format="binary" if plan.binary_copy else "text",
+                warnings=warnings,
+                parts=parts,
+            )
+        )
+    return Analysis(out, result.skipped)

@@ -1,0 +1,98 @@
+"""Database connections for the operators, always through ``PostgresHook``.
+
+Defaults make every step fail rather than hang: a connect timeout, TCP keepalives, and (on the
+source) read-only sessions, so no step can ever write to the source. Values already set in the
+Airflow connection's extras win over these defaults.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+from airflow_provider_confiture.core import dbapi
+
+#: libpq parameters added to a connection's extras unless the connection sets them itself.
+LIBPQ_DEFAULTS: dict[str, Any] = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "application_name": "airflow-confiture",
+}
+
+
+def make_hook(conn_id: str, *, database: str | None = None, options: str | None = None) -> PostgresHook:
+    hook = PostgresHook(postgres_conn_id=conn_id, database=database, options=options)
+    airflow_conn = hook.connection
+    extras = dict(airflow_conn.extra_dejson)
+    changed = False
+    for key, value in LIBPQ_DEFAULTS.items():
+        if key not in extras:
+            extras[key] = value
+            changed = True
+    if changed:
+        from copy import deepcopy
+
+        patched = deepcopy(airflow_conn)
+        patched.extra = json.dumps(extras)
+        hook.connection = patched
+    return hook
+
+
+def session_options(settings: dict[str, str | int | None]) -> str:
+    """libpq ``options`` string setting server parameters at connect time (``-c name=value``)."""
+    parts = []
+    for name, value in settings.items():
+        if value is None:
+            continue
+        text = str(value).replace("\\", "\\\\").replace(" ", "\\ ")
+        parts.append(f"-c {name}={text}")
+    return " ".join(parts)
+
+
+@contextlib.contextmanager
+def connect(
+    conn_id: str,
+    *,
+    database: str | None = None,
+    read_only: bool = False,
+    statement_timeout: str | None = None,
+    idle_in_transaction_timeout: str | None = "15min",
+    autocommit: bool = False,
+) -> Iterator[Any]:
+    """A DB-API connection (psycopg 3 or psycopg2, as the hook hands out), closed on exit."""
+    settings: dict[str, str | int | None] = dict(dbapi.DETERMINISTIC_SETTINGS)
+    settings.pop("client_encoding")
+    settings["statement_timeout"] = statement_timeout
+    settings["idle_in_transaction_session_timeout"] = idle_in_transaction_timeout
+    if read_only:
+        settings["default_transaction_read_only"] = "on"
+    hook = make_hook(conn_id, database=database, options=session_options(settings))
+    conn = hook.get_conn()
+    try:
+        conn.autocommit = autocommit
+        dbapi.set_session(conn, {"client_encoding": "UTF8"})
+        if not autocommit:
+            conn.commit()
+        yield conn
+    finally:
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+def connection_target(conn_id: str) -> dict[str, Any]:
+    """host/port/dbname/login/password of an Airflow connection (for the FDW link; never logged)."""
+    c = PostgresHook.get_connection(conn_id)
+    return {
+        "host": c.host or "localhost",
+        "port": int(c.port or 5432),
+        "dbname": c.schema or "postgres",
+        "user": c.login,
+        "password": c.password,
+    }

@@ -179,6 +179,9 @@ def load_table(
             )
             result.rows, result.bytes = stats.rows, stats.bytes
         elif strategy == "fdw":
+            # postgres_fdw reads the source in its own REPEATABLE READ transaction; ours would only sit
+            # idle (and be killed by idle_in_transaction_session_timeout on a long load).
+            source_conn.commit()
             result.rows = dbapi.execute(target_conn, sqlbuild.fdw_insert(plan, extra_src))
         else:
             raise MigrationError(f"table {plan.target}: unknown strategy {strategy!r} (use fdw or copy)")

@@ -135,3 +135,13 @@ def set_session(conn: Any, settings: dict[str, str | int | None]) -> None:
             conn,
             sql.SQL("SELECT set_config({}, {}, false)").format(sql.Literal(name), sql.Literal(str(value))),
         )
+
+
+def use_deterministic_output(conn: Any) -> None:
+    """Pin the settings that shape text output (TimeZone, DateStyle, ...) for the session.
+
+    COPY's text format and verify's checksums compare text produced by two different servers, whose
+    defaults may differ. Commits (a SET inside a rolled-back transaction would be undone).
+    """
+    set_session(conn, DETERMINISTIC_SETTINGS)
+    conn.commit()

@@ -116,6 +116,8 @@ def load_table(
     started = time.monotonic()
     dbapi.safe_rollback(target_conn)
     dbapi.safe_rollback(source_conn)
+    dbapi.use_deterministic_output(target_conn)
+    dbapi.use_deterministic_output(source_conn)
     try:
         dbapi.execute(target_conn, sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(options.lock_timeout)))
         if not dbapi.fetch_value(target_conn, sql.SQL("SELECT pg_try_advisory_xact_lock({})").format(lock_key(plan))):

@@ -84,6 +84,8 @@ def verify_table(
     through postgres_fdw, for tables whose expressions only exist there."""
     dbapi.safe_rollback(source_conn)
     dbapi.safe_rollback(target_conn)
+    dbapi.use_deterministic_output(source_conn)
+    dbapi.use_deterministic_output(target_conn)
     src_filter = key_range.source_predicate(plan) if key_range else None
     tgt_filter = key_range.target_predicate(plan) if key_range else None
     # The source side runs on the target connection when going through the foreign table.

@@ -1,0 +1,132 @@
+"""Helpers shared by the engine tests (tests/core): driver connections, a link, plan and setup shortcuts.
+
+The engine works on plain DB-API connections of either driver, so tests open them directly:
+``connect(db, "pg3")`` (psycopg 3) or ``connect(db, "pg2")`` (psycopg2), both in transaction mode as the
+operators hand them out, with the session settings the operators set. Every connection a test opens
+is closed at teardown.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import psycopg2
+import pytest
+from psycopg import sql
+
+from airflow_provider_confiture.core import dbapi, fdw, setup
+from airflow_provider_confiture.core.analyze import plan_migration
+from airflow_provider_confiture.core.mapping import Mapping, parse_mapping_text
+from airflow_provider_confiture.core.plan import PlanOptions, PlanResult, TablePlan
+
+DRIVERS = ("pg3", "pg2")
+
+
+def open_connection(db: Any, driver: str, *, user: str | None = None, password: str | None = None) -> Any:
+    """A transaction-mode connection of ``driver`` ("pg3" or "pg2") to a ClusterDatabase."""
+    info = db.conninfo(user=user, password=password)
+    if driver == "pg3":
+        conn = psycopg.connect(info, autocommit=False)
+    elif driver == "pg2":
+        conn = psycopg2.connect(info)
+    else:
+        raise ValueError(driver)
+    dbapi.set_session(conn, dict(dbapi.DETERMINISTIC_SETTINGS))
+    conn.commit()
+    return conn
+
+
+@pytest.fixture
+def connect() -> Iterator[Callable[..., Any]]:
+    """``connect(db, driver="pg3", user=None, password=None)``: an engine connection, closed at teardown."""
+    opened: list[Any] = []
+
+    def make(db: Any, driver: str = "pg3", *, user: str | None = None, password: str | None = None) -> Any:
+        conn = open_connection(db, driver, user=user, password=password)
+        opened.append(conn)
+        return conn
+
+    yield make
+    for conn in opened:
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 - a test may have broken it on purpose
+            pass
+
+
+def link_to(source_db: Any, **overrides: Any) -> fdw.FdwLink:
+    """The FDW link the target server uses to reach ``source_db`` (superuser credentials by default)."""
+    args = {
+        "host": source_db.host,
+        "port": source_db.port,
+        "dbname": source_db.dbname,
+        "user": source_db.cluster.superuser,
+        "password": source_db.cluster.password,
+    }
+    args.update(overrides)
+    return fdw.FdwLink(**args)
+
+
+def as_mapping(mapping: str | Mapping | None) -> Mapping:
+    if mapping is None:
+        return Mapping((), None)
+    if isinstance(mapping, Mapping):
+        return mapping
+    return parse_mapping_text(mapping, "mapping.yaml")
+
+
+def plans(
+    source_conn: Any, target_conn: Any, mapping: str | Mapping | None = None, options: PlanOptions | None = None,
+    tables: list[str] | None = None,
+) -> PlanResult:
+    result, _ = plan_migration(source_conn, target_conn, as_mapping(mapping), options or PlanOptions(), tables)
+    return result
+
+
+def plan_for(
+    source_conn: Any, target_conn: Any, table: str, mapping: str | Mapping | None = None,
+    options: PlanOptions | None = None,
+) -> TablePlan:
+    return plans(source_conn, target_conn, mapping, options, [table]).get(table)
+
+
+def link_up(
+    source_conn: Any, target_conn: Any, source_db: Any, mapping: str | Mapping | None = None,
+    options: PlanOptions | None = None, **link_overrides: Any,
+) -> PlanResult:
+    """Run the setup step's link part (extension, server, user mapping, foreign tables) for ``mapping``."""
+    options = options or PlanOptions()
+    result, source_catalog = plan_migration(source_conn, target_conn, as_mapping(mapping), options)
+    setup.setup_link(target_conn, link_to(source_db, **link_overrides), result.plans, source_catalog, options)
+    return result
+
+
+def rows(db: Any, query: str | sql.Composable, params: Any = None) -> list[tuple]:
+    return db.execute(query, params) or []
+
+
+def table_rows(db: Any, table: str, order_by: str = "id") -> list[tuple]:
+    """Every row of ``table`` as text, ordered (for exact before/after comparisons)."""
+    return rows(
+        db,
+        sql.SQL("SELECT t::text FROM {} t ORDER BY {}").format(sql.Identifier(table), sql.Identifier(order_by)),
+    )
+
+
+def wait_for_stats(db: Any, table: str, inserts: int, timeout: float = 10.0) -> None:
+    """Wait until the statistics system has counted ``inserts`` inserts on ``table``.
+
+    A backend reports its counters when it exits, a moment after its client disconnected; verify's
+    drift detection compares these counters, so tests wait for them to settle first.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        got = rows(db, "SELECT coalesce(sum(n_tup_ins), 0) FROM pg_stat_all_tables WHERE relname = %s", (table,))
+        if got and got[0][0] >= inserts:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"statistics never showed {inserts} inserts on {table}: {got}")
+        time.sleep(0.05)

@@ -11,46 +11,13 @@ from __future__ import annotations
 import threading
 
 import pytest
-from engine_helpers import DRIVERS, link_up, plan_for, rows, table_rows
+from engine_helpers import DRIVERS, RICH_DATA, RICH_DDL, link_up, plan_for, rows, table_rows
 
 from airflow_provider_confiture.core import foreign_keys, load, verify
 from airflow_provider_confiture.core.errors import MigrationError, VerificationError
 from airflow_provider_confiture.core.names import QualifiedName
 
 STRATEGIES = ("copy", "fdw")
-
-RICH_DDL = """
-CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy', 'très content');
-CREATE TABLE rich (id int PRIMARY KEY, t text, j jsonb, n numeric(30,4), ts timestamptz, b bytea,
-                   a int[], ta text[], f float8, d date, u uuid, iv interval);
-CREATE TABLE moods (id int PRIMARY KEY, m mood, ms mood[], note text);
-"""
-
-RICH_DATA = r"""
-INSERT INTO rich
-SELECT g,
-       CASE WHEN g % 7 = 0 THEN NULL
-            WHEN g % 5 = 0 THEN E'tab\there\nnew line \\ backslash ''quote'' "dq" \\N'
-            ELSE 'héllo ✓ 日本語 🎉 ' || g END,
-       CASE WHEN g % 6 = 0 THEN NULL
-            ELSE jsonb_build_object('id', g, 'name', 'ünï ' || g, 'tags', jsonb_build_array('a', g, null),
-                                    'nested', jsonb_build_object('x', g * 1.5)) END,
-       CASE WHEN g % 9 = 0 THEN NULL ELSE (g * 12345678901.1234)::numeric(30,4) END,
-       CASE WHEN g % 8 = 0 THEN NULL ELSE timestamptz '2001-02-03 04:05:06.789012+02' + g * interval '1 day 7 min' END,
-       CASE WHEN g % 4 = 0 THEN NULL ELSE decode(lpad(to_hex(g), 8, '0') || '00ff5c0a', 'hex') END,
-       CASE WHEN g % 10 = 0 THEN NULL WHEN g % 3 = 0 THEN ARRAY[g, NULL, -g] ELSE ARRAY[]::int[] END,
-       ARRAY['x', NULL, 'ü, "q" {b}', g::text],
-       CASE WHEN g % 11 = 0 THEN 'NaN'::float8 ELSE g / 3.0 END,
-       date '2020-02-29' + g,
-       md5(g::text)::uuid,
-       g * interval '1 hour 2 seconds'
-FROM generate_series(1, 300) g;
-INSERT INTO moods
-SELECT g, CASE WHEN g % 5 = 0 THEN NULL ELSE (enum_range(NULL::mood))[1 + g % 4] END,
-       ARRAY[(enum_range(NULL::mood))[1 + g % 4], NULL], 'n' || g
-FROM generate_series(1, 200) g;
-"""
-
 
 @pytest.fixture
 def rich(source_db, target_db):

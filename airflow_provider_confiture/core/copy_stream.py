@@ -64,6 +64,23 @@ class _PipeReader:
         return self.read(size)
 
 
+class _CountingWriter:
+    """Counts the bytes the source side hands to the (buffered) pipe writer.
+
+    The writer buffers up to BLOCK_SIZE before the target side sees anything, so a slow but live
+    source (a selective filter over a big table) could go a long time without the reader's count
+    moving: the stall watchdog must also see the bytes arriving from the source.
+    """
+
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+        self.bytes = 0
+
+    def write(self, data: Any) -> Any:
+        self.bytes += len(data)
+        return self.sink.write(data)
+
+
 def _copy_out(conn: Any, query: Any, sink: Any) -> int:
     with dbapi.cursor(conn) as cur:
         if dbapi.is_psycopg3(conn):
@@ -119,13 +136,14 @@ def stream_copy(
         fcntl.fcntl(write_fd, _F_SETPIPE_SZ, BLOCK_SIZE)
     writer = os.fdopen(write_fd, "wb", buffering=BLOCK_SIZE)
     reader = _PipeReader(read_fd)
+    counting = _CountingWriter(writer)
     source_result: dict[str, Any] = {}
     done = threading.Event()
     stalled: list[float] = []
 
     def run_source() -> None:
         try:
-            source_result["rows"] = _copy_out(source_conn, copy_out_query, writer)
+            source_result["rows"] = _copy_out(source_conn, copy_out_query, counting)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             source_result["error"] = exc
         finally:
@@ -136,8 +154,9 @@ def stream_copy(
         last_bytes, last_change, last_report = -1, time.monotonic(), time.monotonic()
         while not done.wait(1.0):
             now = time.monotonic()
-            if reader.bytes != last_bytes:
-                last_bytes, last_change = reader.bytes, now
+            moved = reader.bytes + counting.bytes  # progress on either side is progress
+            if moved != last_bytes:
+                last_bytes, last_change = moved, now
             elif now - last_change >= stall_timeout:
                 stalled.append(now - last_change)
                 _shutdown(source_conn)

@@ -69,9 +69,13 @@ class LoadResult:
         return d
 
 
-def lock_key(plan: TablePlan) -> sql.Composable:
-    """Advisory lock key of a target table: two runs never load the same table at the same time."""
-    return sql.SQL("hashtextextended({}, 0)").format(sql.Literal(f"confiture:{plan.target}"))
+def lock_key(plan: TablePlan, key_range: KeyRange | None = None) -> sql.Composable:
+    """Advisory lock key of a target table (or of one key range of it): two runs never load the same
+    table or range at the same time, while the ranges of one table load in parallel."""
+    name = f"confiture:{plan.target}"
+    if key_range is not None:
+        name += f":{key_range.lower}:{key_range.upper}"
+    return sql.SQL("hashtextextended({}, 0)").format(sql.Literal(name))
 
 
 def statements_for(plan: TablePlan, strategy: str, key_range: KeyRange | None = None) -> list[str]:
@@ -120,13 +124,15 @@ def load_table(
     dbapi.use_deterministic_output(source_conn)
     try:
         dbapi.execute(target_conn, sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(options.lock_timeout)))
-        if not dbapi.fetch_value(target_conn, sql.SQL("SELECT pg_try_advisory_xact_lock({})").format(lock_key(plan))):
-            say(f"{plan.label}: another run is loading this table; waiting up to {options.lock_timeout}")
+        key = lock_key(plan, key_range)
+        if not dbapi.fetch_value(target_conn, sql.SQL("SELECT pg_try_advisory_xact_lock({})").format(key)):
+            say(f"{plan.label}{' ' + part if part else ''}: another run is loading it; waiting up to "
+                f"{options.lock_timeout}")
             try:
-                dbapi.execute(target_conn, sql.SQL("SELECT pg_advisory_xact_lock({})").format(lock_key(plan)))
+                dbapi.execute(target_conn, sql.SQL("SELECT pg_advisory_xact_lock({})").format(key))
             except dbapi.DB_ERRORS as exc:
                 raise MigrationError(
-                    f"table {plan.target}: another run of this migration is loading it (waited "
+                    f"table {plan.target}{' ' + part if part else ''}: another run of this migration is loading it (waited "
                     f"{options.lock_timeout}); let that run finish, then retry"
                 ) from exc
         if whole:

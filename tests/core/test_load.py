@@ -9,11 +9,12 @@ generated columns, user triggers, sequences, foreign keys across parallel loads,
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from engine_helpers import DRIVERS, RICH_DATA, RICH_DDL, link_up, plan_for, rows, table_rows
 
-from airflow_provider_confiture.core import foreign_keys, load, verify
+from airflow_provider_confiture.core import foreign_keys, load, ranges, verify
 from airflow_provider_confiture.core.errors import MigrationError, VerificationError
 from airflow_provider_confiture.core.names import QualifiedName
 
@@ -385,3 +386,43 @@ def test_source_is_read_in_one_snapshot_while_it_is_written(source_db, target_db
         (0,)
     ]
     assert rows(target_db, "SELECT count(*) FROM pairs")[0][0] == result.rows >= 20000
+
+
+def test_key_ranges_of_one_table_load_in_parallel(source_db, target_db, connect):
+    """The parts of a split table are separate tasks that run at the same time: they must not wait for
+    each other, while a second run of the same part is still kept out (with a message naming it)."""
+    source_db.execute("CREATE TABLE big (id int PRIMARY KEY, v int);"
+                      "INSERT INTO big SELECT g, g FROM generate_series(1, 1000) g;")
+    target_db.execute("CREATE TABLE big (id int PRIMARY KEY, v int);"
+                      "INSERT INTO big SELECT g, -g FROM generate_series(1, 1000) g;")  # an earlier load
+    # the first part's copy is slow (3 s on its first row)
+    mapping = ('big:\n  columns:\n    v:\n      transform: "v + (SELECT 0 FROM pg_sleep('
+               'CASE WHEN id = 1 THEN 3 ELSE 0 END))"\n')
+    src, tgt = connect(source_db), connect(target_db)
+    link_up(src, tgt, source_db, mapping)
+    plan = plan_for(src, tgt, "big", mapping)
+    parts = ranges.compute_ranges(src, plan, 2)
+    assert [p.label for p in parts] == ["[1/2]", "[2/2]"]
+    results: dict[str, object] = {}
+
+    def run(name: str, part, delay: float) -> None:
+        time.sleep(delay)
+        s, t = connect(source_db), connect(target_db)
+        try:
+            results[name] = load.load_table(s, t, plan, "copy", key_range=part,
+                                            options=load.LoadOptions(lock_timeout="1s"))
+        except Exception as exc:  # noqa: BLE001 - checked below
+            results[name] = exc
+
+    threads = [threading.Thread(target=run, args=a) for a in
+               (("first", parts[0], 0), ("second", parts[1], 0.5), ("first again", parts[0], 0.5))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert isinstance(results["first"], load.LoadResult) and results["first"].rows == 500
+    assert isinstance(results["second"], load.LoadResult) and results["second"].rows == 500
+    assert results["second"].seconds < 2, "the second part waited for the first one"
+    assert isinstance(results["first again"], MigrationError)
+    assert "public.big [1/2]: another run of this migration is loading it" in str(results["first again"])
+    assert table_rows(target_db, "big") == table_rows(source_db, "big")

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
+import psycopg2
 from psycopg import sql
 
 from airflow_provider_confiture.core import catalog, dbapi, load_guards, sequences, sqlbuild, state
@@ -143,14 +145,16 @@ def load_table(
             dbapi.execute(
                 target_conn, sql.SQL("LOCK TABLE {} IN ROW EXCLUSIVE MODE").format(plan.target.identifier())
             )
-        aside = load_guards.set_aside(
-            target_conn, plan.target, foreign_keys=whole, indexes=whole and options.defer_indexes
-        )
         relkind = dbapi.fetch_value(
             target_conn,
             "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = %s AND c.relname = %s",
             (plan.target.schema, plan.target.name),
+        )
+        # A partitioned table's indexes are not rebuilt: their definitions read "ON ONLY" the parent,
+        # and replaying them would leave an invalid parent index and no index on the partitions.
+        aside = load_guards.set_aside(
+            target_conn, plan.target, foreign_keys=whole, indexes=whole and options.defer_indexes and relkind == "r"
         )
         _empty(target_conn, plan, key_range)
 
@@ -238,7 +242,9 @@ def _explain_failure(plan: TablePlan, exc: BaseException) -> str:
             f"{head}. The source data violates {what} of the target: {text}. Fix the data with a 'where' "
             "filter or a 'transform' in the mapping, or relax the constraint in the DDL"
         )
-    if code in ("57P01", "57P02", "57P03", "08006", "08003", "08000") or code.startswith("08"):
+    # No SQLSTATE on an OperationalError: the client library lost the connection itself.
+    client_side = not code and isinstance(exc, psycopg.OperationalError | psycopg2.OperationalError)
+    if code in ("57P01", "57P02", "57P03", "08006", "08003", "08000") or code.startswith("08") or client_side:
         return f"{head}. A database connection was lost ({text}); the retry will load the table again"
     if code == "57014":
         return f"{head}. The statement was cancelled or timed out ({text}); raise the timeout or retry"

@@ -426,3 +426,28 @@ def test_key_ranges_of_one_table_load_in_parallel(source_db, target_db, connect)
     assert isinstance(results["first again"], MigrationError)
     assert "public.big [1/2]: another run of this migration is loading it" in str(results["first again"])
     assert table_rows(target_db, "big") == table_rows(source_db, "big")
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_partitioned_target_keeps_valid_indexes_on_every_partition(source_db, target_db, connect, strategy):
+    source_db.execute("CREATE TABLE events (id int, kind int, v text, PRIMARY KEY (id, kind));"
+                      "INSERT INTO events SELECT g, g % 4, 'v' || g FROM generate_series(1, 400) g;")
+    target_db.execute(
+        "CREATE TABLE events (id int, kind int, v text, PRIMARY KEY (id, kind)) PARTITION BY LIST (kind);"
+        "CREATE TABLE events_low PARTITION OF events FOR VALUES IN (0, 1);"
+        "CREATE TABLE events_high PARTITION OF events FOR VALUES IN (2, 3);"
+        "CREATE INDEX events_v ON events (v);"
+        "CREATE INDEX events_high_custom ON events_high (kind, v);"
+    )
+    query = ("SELECT c.relname, x.indisvalid, pg_get_indexdef(x.indexrelid) FROM pg_index x "
+             "JOIN pg_class c ON c.oid = x.indexrelid WHERE c.relnamespace = 'public'::regnamespace ORDER BY 1")
+    before = rows(target_db, query)
+    assert len(before) == 7 and all(valid for _, valid, _ in before)
+    src, tgt = connect(source_db), connect(target_db)
+    link_up(src, tgt, source_db)
+    plan = plan_for(src, tgt, "events")
+    for _ in range(2):
+        assert load.load_table(src, tgt, plan, strategy).rows == 400
+        assert rows(target_db, query) == before
+    assert rows(target_db, "SELECT count(*) FROM events_low") == [(200,)]
+    assert verify.verify_table(src, tgt, plan).ok

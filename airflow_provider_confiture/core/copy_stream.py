@@ -177,13 +177,15 @@ def stream_copy(
     watcher.start()
     target_error: BaseException | None = None
     target_rows = -1
+    stopped_source = False  # the target failed first: the source's error, if any, is our doing
     try:
         target_rows = _copy_in(target_conn, copy_in_query, reader)
     except BaseException as exc:  # noqa: BLE001 - re-raised below, after the source side is stopped
         target_error = exc
+        stopped_source = "error" not in source_result and source_thread.is_alive()
     finally:
         os.close(read_fd)  # a source still writing gets EPIPE and stops
-        if target_error is not None and source_thread.is_alive():
+        if stopped_source:
             with contextlib.suppress(Exception):
                 source_conn.cancel()
         source_thread.join()
@@ -197,6 +199,8 @@ def stream_copy(
             "were closed. Check the network between the worker and the databases, then retry the table"
         )
     source_error = source_result.get("error")
+    if stopped_source and target_error is not None:
+        raise target_error  # not the "canceling statement" / broken pipe it caused on the source
     if source_error is not None:
         raise source_error
     if target_error is not None:

@@ -32,7 +32,7 @@ from airflow_provider_confiture.core.plan import PlanOptions, TablePlan
 ROWS = 2000
 ITEMS_SOURCE_DDL = (
     "CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL, qty int, note text);"
-    "INSERT INTO items SELECT g, 'item ' || g, g % 97, CASE WHEN g % 5 = 0 THEN NULL ELSE 'n' || g END "
+    "INSERT INTO items SELECT g, 'item ' || g, g % 97, CASE WHEN g % 5 = 0 THEN NULL ELSE 'n' || g || {pad} END "
     "FROM generate_series(1, {rows}) g;"
     "ANALYZE items;"
 )
@@ -83,8 +83,12 @@ def engine() -> Iterator[Callable[..., Any]]:
 
 
 # --------------------------------------------------------------------------------------- data and plans
-def create_items(source_db: Any, target_db: Any, rows: int = ROWS, sentinels: bool = True) -> None:
-    source_db.execute(ITEMS_SOURCE_DDL.format(rows=int(rows)))
+def create_items(source_db: Any, target_db: Any, rows: int = ROWS, sentinels: bool = True,
+                 wide: bool = False) -> None:
+    """``items`` on both sides. ``wide`` rows (~3 KB) fill the worker's 1 MB buffer every few hundred
+    rows, so the target's COPY is itself mid-stream, not only the source's."""
+    pad = "repeat('.', 3000)" if wide else "''"
+    source_db.execute(ITEMS_SOURCE_DDL.format(rows=int(rows), pad=pad))
     target_db.execute(ITEMS_TARGET_DDL)
     if sentinels:
         target_db.execute(SENTINEL_ROWS)

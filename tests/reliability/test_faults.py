@@ -56,9 +56,12 @@ def retry_and_verify(rel, engine, source_db, target_db, strategy: str, target_co
     rel.assert_target_equals_source(source_db, target_db)
 
 
-def wait_mid_load(rel, source_db, target_db, strategy: str) -> None:
-    """Return once the load is well under way (rows arriving on the target, or FDW fetches running)."""
-    if strategy == "copy":
+def wait_mid_load(rel, source_db, target_db, strategy: str, wide: bool = False) -> None:
+    """Return once the load is well under way: rows streaming out of the source (and, with wide rows,
+    into the target's COPY), or postgres_fdw fetching batch after batch."""
+    if strategy == "copy" and wide:
+        rel.wait_until(lambda: rel.copy_progress(target_db) >= 300, what="COPY progress on the target")
+    elif strategy == "copy":
         rel.wait_until(lambda: rel.copy_progress(source_db, None) >= 300, what="COPY progress on the source")
     else:
         rel.wait_until(lambda: rel.sessions(source_db, "application_name = 'confiture_fdw' AND query LIKE 'FETCH%%'"),
@@ -69,7 +72,7 @@ def wait_mid_load(rel, source_db, target_db, strategy: str) -> None:
 @pytest.mark.parametrize("side", ["source", "target"])
 @pytest.mark.parametrize("strategy", ["copy", "fdw"])
 def test_backend_terminated_mid_load(side, strategy, source_db, target_db, engine, rel):
-    rel.create_items(source_db, target_db)
+    rel.create_items(source_db, target_db, wide=True)
     before = rel.table_text(target_db)
     src, tgt = engine(source_db), engine(target_db)
     if strategy == "fdw":
@@ -80,7 +83,7 @@ def test_backend_terminated_mid_load(side, strategy, source_db, target_db, engin
     tgt.rollback()
 
     thread, outcome = run_in_thread(load.load_table, src, tgt, plan, strategy, options=FAST)
-    wait_mid_load(rel, source_db, target_db, strategy)
+    wait_mid_load(rel, source_db, target_db, strategy, wide=True)
     if side == "target":
         rel.terminate(target_db, target_pid)
     elif strategy == "copy":

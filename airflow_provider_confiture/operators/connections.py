@@ -28,21 +28,17 @@ LIBPQ_DEFAULTS: dict[str, Any] = {
 
 
 def make_hook(conn_id: str, *, database: str | None = None, options: str | None = None) -> PostgresHook:
-    hook = PostgresHook(postgres_conn_id=conn_id, database=database, options=options)
-    airflow_conn = hook.connection
+    airflow_conn = PostgresHook.get_connection(conn_id)
     extras = dict(airflow_conn.extra_dejson)
-    changed = False
-    for key, value in LIBPQ_DEFAULTS.items():
-        if key not in extras:
-            extras[key] = value
-            changed = True
-    if changed:
+    missing = {key: value for key, value in LIBPQ_DEFAULTS.items() if key not in extras}
+    if missing:
         from copy import deepcopy
 
-        patched = deepcopy(airflow_conn)
-        patched.extra = json.dumps(extras)
-        hook.connection = patched
-    return hook
+        airflow_conn = deepcopy(airflow_conn)
+        airflow_conn.extra = json.dumps({**extras, **missing})
+    # Handed to the constructor: assigning hook.connection afterwards is a no-op in the SQL hooks
+    # (a backward-compatibility setter that only logs a warning), so the defaults never applied.
+    return PostgresHook(postgres_conn_id=conn_id, database=database, options=options, connection=airflow_conn)
 
 
 def session_options(settings: dict[str, str | int | None]) -> str:

@@ -272,3 +272,71 @@ def test_two_runs_of_one_table_at_once(lock_timeout, source_db, target_db, engin
     src, tgt = pairs[0]
     check = verify.verify_table(src, tgt, rel.plan_for(src, tgt, "items", rel.PLAIN_MAPPING))
     assert check.status == verify.MATCH, check
+
+
+# ------------------------------------------------------------------------------------------ timeouts
+def test_statement_timeout_is_configurable_and_stops_a_slow_load(source_db, target_db, engine, rel, airflow_conn,
+                                                                  tmp_path):
+    """An FDW load runs inside the target server, out of reach of the worker's stall watchdog: the
+    operators' ``statement_timeout`` is what bounds it."""
+    from airflow_provider_confiture.operators import TableMigrateOperator
+
+    rel.create_items(source_db, target_db)
+    before = rel.table_text(target_db)
+    src, tgt = engine(source_db), engine(target_db)
+    rel.link_up(src, tgt, rel.fdw_link(source_db), rel.PLAIN_MAPPING)
+    (tmp_path / "mapping.yaml").write_text(rel.SLOW_MAPPING)
+    op = TableMigrateOperator(
+        task_id="items", table="items", strategy="fdw", statement_timeout="1s",
+        source_conn_id=airflow_conn("st_src", source_db), target_conn_id=airflow_conn("st_tgt", target_db),
+        mapping_path=str(tmp_path / "mapping.yaml"),
+    )
+    started = time.monotonic()
+    with pytest.raises(MigrationError) as caught:
+        op.execute({})
+    assert time.monotonic() - started < 6
+    assert "statement timeout" in str(caught.value) and "table public.items" in str(caught.value)
+    assert rel.table_text(target_db) == before
+
+
+def test_connection_defaults_fail_fast_instead_of_hanging(airflow_conn, source_db):
+    """connect_timeout, keepalives, idle-in-transaction and read-only defaults are really applied."""
+    import socket
+    from types import SimpleNamespace
+
+    import psycopg
+
+    from airflow_provider_confiture.operators import connections
+
+    closed = SimpleNamespace(host="127.0.0.1", port=free_port(), superuser="nobody", password="unused-pw")
+    conn_id = airflow_conn("closed_port", closed, dbname="postgres")
+    hook_extras = connections.make_hook(conn_id).connection.extra_dejson
+    assert hook_extras["connect_timeout"] == 10 and hook_extras["keepalives"] == 1
+    assert hook_extras["keepalives_idle"] * 1 + hook_extras["keepalives_interval"] * hook_extras["keepalives_count"] <= 120
+    started = time.monotonic()
+    with pytest.raises(psycopg.OperationalError) as refused, connections.connect(conn_id):
+        pass
+    assert time.monotonic() - started < 3
+    assert f'"127.0.0.1", port {closed.port} failed' in str(refused.value) and "refused" in str(refused.value)
+
+    # A server that accepts the TCP connection and never answers: connect_timeout bounds the wait.
+    with socket.socket() as mute:
+        mute.bind(("127.0.0.1", 0))
+        mute.listen(8)
+        silent = SimpleNamespace(host="127.0.0.1", port=mute.getsockname()[1], superuser="nobody", password="pw")
+        conn_id = airflow_conn("mute_server", silent, dbname="postgres", extra={"connect_timeout": 2})
+        started = time.monotonic()
+        with pytest.raises(psycopg.OperationalError) as timed_out, connections.connect(conn_id):
+            pass
+        assert 1.5 <= time.monotonic() - started < 6
+        assert "timeout expired" in str(timed_out.value)
+
+    with connections.connect(airflow_conn("live_src", source_db), read_only=True) as conn:
+        settings = conn.execute(
+            "SELECT current_setting('idle_in_transaction_session_timeout'), "
+            "current_setting('default_transaction_read_only'), current_setting('statement_timeout'), "
+            "current_setting('application_name')"
+        ).fetchone()
+        assert settings == ("15min", "on", "0", "airflow-confiture")  # the libpq defaults reached the server
+    with connections.connect(airflow_conn("live_src", source_db), statement_timeout="2h") as conn:
+        assert conn.execute("SELECT current_setting('statement_timeout')").fetchone() == ("2h",)

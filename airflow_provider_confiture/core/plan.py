@@ -164,6 +164,13 @@ def build_plans(
     for name in entries_by_target:
         if name not in targets:
             targets.append(name)
+    if tables:
+        # Plan only the requested tables: a problem in another table must not block this one.
+        for wanted in tables:
+            if not any(_is_named(t, entries_by_target.get(t), wanted) for t in targets):
+                known = ", ".join(_label(t) for t in targets) or "none"
+                raise PlanError(f"table {wanted!r} is not part of this migration (tables: {known})")
+        targets = [t for t in targets if any(_is_named(t, entries_by_target.get(t), w) for w in tables)]
 
     plans: list[TablePlan] = []
     skipped: list[tuple[str, str]] = []
@@ -196,6 +203,11 @@ def build_plans(
 
 def _label(name: QualifiedName) -> str:
     return name.name if name.schema in (None, "public") else str(name)
+
+
+def _is_named(target: QualifiedName, entry: TableMapping | None, wanted: str) -> bool:
+    """Whether ``wanted`` names this target table (as PlanResult.get accepts: key, name or label)."""
+    return wanted in (target.name, str(target), _label(target)) or (entry is not None and wanted == entry.key)
 
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")

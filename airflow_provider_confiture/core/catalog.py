@@ -254,11 +254,13 @@ def user_triggers(conn: Any, table: QualifiedName) -> list[Trigger]:
 
 
 def owned_sequences(conn: Any, table: QualifiedName) -> list[OwnedSequence]:
-    """Sequences that feed a column of ``table`` (serial, bigserial, identity)."""
+    """Sequences that feed a column of ``table``: owned ones (serial, bigserial, identity), and ones an
+    integer column's DEFAULT calls without owning them (``DEFAULT nextval('orders_seq')``, common in
+    hand-written DDL, possibly shared by several tables)."""
     rows = dbapi.fetch_all(
         conn,
         """
-        SELECT a.attname, sn.nspname, s.relname
+        SELECT a.attname, sn.nspname, s.relname, a.attnum
         FROM pg_depend d
         JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
         JOIN pg_namespace sn ON sn.oid = s.relnamespace
@@ -266,11 +268,22 @@ def owned_sequences(conn: Any, table: QualifiedName) -> list[OwnedSequence]:
         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.refobjsubid
         WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
           AND d.deptype IN ('a', 'i') AND n.nspname = %s AND c.relname = %s
-        ORDER BY a.attnum
+        UNION
+        SELECT a.attname, sn.nspname, s.relname, a.attnum
+        FROM pg_attrdef ad
+        JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+             AND d.refclassid = 'pg_class'::regclass
+        JOIN pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
+        JOIN pg_namespace sn ON sn.oid = s.relnamespace
+        JOIN pg_class c ON c.oid = ad.adrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ad.adnum
+        WHERE a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+          AND n.nspname = %s AND c.relname = %s
+        ORDER BY 4, 2, 3
         """,
-        (table.schema, table.name),
+        (table.schema, table.name, table.schema, table.name),
     )
-    return [OwnedSequence(col, QualifiedName(s, q)) for col, s, q in rows]
+    return [OwnedSequence(col, QualifiedName(s, q)) for col, s, q, _ in rows]
 
 
 def modification_counters(conn: Any, table: QualifiedName) -> tuple[int, int, int] | None:

@@ -31,7 +31,12 @@ def _seq_literal(seq: QualifiedName) -> sql.Composable:
 
 
 def sync_sequences(conn: Any, table: QualifiedName) -> list[str]:
-    """setval() every sequence owned by a column of ``table``. Does not commit. Returns their names."""
+    """Move every sequence feeding a column of ``table`` past the column's values. Does not commit.
+
+    A sequence is only ever moved forward: one shared by several tables (or already ahead) must not
+    be set back to this table's maximum, or the other tables' next inserts would collide. Returns
+    the sequences checked.
+    """
     done = []
     for owned in catalog.owned_sequences(conn, table):
         col = sql.Identifier(owned.column)
@@ -39,14 +44,20 @@ def sync_sequences(conn: Any, table: QualifiedName) -> list[str]:
         dbapi.execute(
             conn,
             sql.SQL(
-                "SELECT setval({seq}, coalesce(CASE WHEN s.seqincrement > 0 THEN t.hi ELSE t.lo END, s.seqstart),"
-                " (CASE WHEN s.seqincrement > 0 THEN t.hi ELSE t.lo END) IS NOT NULL) "
+                "SELECT setval({seq}, e.edge, true) "
                 "FROM (SELECT max({col})::bigint AS hi, min({col})::bigint AS lo FROM {tbl}) t, "
-                "pg_sequence s WHERE s.seqrelid = {seq}"
-            ).format(seq=seq, col=col, tbl=table.identifier()),
+                "pg_sequence s, {seqrel} q, "
+                "LATERAL (SELECT CASE WHEN s.seqincrement > 0 THEN t.hi ELSE t.lo END AS edge) e "
+                "WHERE s.seqrelid = {seq} AND e.edge IS NOT NULL "
+                "AND CASE WHEN s.seqincrement > 0 THEN {next} <= e.edge ELSE {next} >= e.edge END"
+            ).format(seq=seq, col=col, tbl=table.identifier(), seqrel=owned.sequence.identifier(), next=_NEXT),
         )
         done.append(str(owned.sequence))
     return done
+
+
+#: What nextval() would return, from the sequence relation ``q`` and its pg_sequence row ``s``.
+_NEXT = sql.SQL("(CASE WHEN q.is_called THEN q.last_value::numeric + s.seqincrement ELSE q.last_value END)")
 
 
 def check_sequences(conn: Any, table: QualifiedName) -> list[SequenceState]:

@@ -265,3 +265,19 @@ def test_non_superuser_target_role_is_told_what_is_missing(conns, source_db, tar
     # with the password, it works
     FdwSetupOperator(task_id="setup", **ids).execute({})
     assert rows(target_db, "SELECT count(*) FROM pg_user_mappings") == [(1,)]
+
+
+def test_rerun_refreshes_a_foreign_table_whose_source_changed(conns, source_db, target_db):
+    target_db.execute(TARGET + "ALTER TABLE tags ADD COLUMN color text;")
+    FdwSetupOperator(task_id="setup", **conns).execute({})
+    source_db.execute("ALTER TABLE tags ADD COLUMN color text; UPDATE tags SET color = 'red';")
+    report = FdwSetupOperator(task_id="setup", **conns).execute({})
+    assert report["foreign_tables"]["old_schema"] == {"imported": [], "refreshed": ["tags"], "unchanged": ["users"]}
+    TableMigrateOperator(task_id="m", table="tags", strategy="fdw", **conns).execute({})
+    assert rows(target_db, "SELECT DISTINCT color FROM tags") == [("red",)]
+    # a user's view on the stale foreign table: setup refuses to drop it, and says what to do
+    target_db.execute("CREATE VIEW tag_names AS SELECT name FROM old_schema.tags")
+    source_db.execute("ALTER TABLE tags ADD COLUMN weight int")
+    with pytest.raises(SetupError, match="old_schema.tags no longer matches .* other objects depend on it"):
+        FdwSetupOperator(task_id="setup", **conns).execute({})
+    assert rows(target_db, "SELECT count(*) FROM tag_names") == [(20,)]

@@ -1,15 +1,29 @@
 """Stream ``COPY ... TO STDOUT`` on one connection into ``COPY ... FROM STDIN`` on another.
 
-The source side runs in a thread and writes into an OS pipe; the target side reads the pipe in
-blocks. Memory stays bounded by the pipe and one block whatever the table size (the original tool
-buffered the whole table in memory), both servers work at the same time on two cores, and the byte
-stream is never decoded in Python. Works with psycopg 3 and psycopg2 connections on either side.
+The byte stream is never decoded in Python, memory stays bounded (about two blocks of
+``BLOCK_SIZE``) whatever the table size (the original tool buffered the whole table), and both
+servers work at the same time, each on its own core. Works with psycopg 3 and psycopg2 connections
+on either side.
+
+Why two ways of pumping (measured by ``make bench``, see docs/benchmarks.md):
+
+* **psycopg 3 on both sides** (what ``PostgresHook`` hands out): one thread drives both connections
+  at the libpq level, non-blocking. The server sends one COPY message per row, and psycopg's
+  ``Copy`` iterator spends ~1 us of Python per row (it caps a narrow table at ~1M rows/s and eats
+  the CPU the target server needs on a 2-core worker); reading ``pgconn.get_copy_data`` directly
+  into a gather buffer and handing the target ``put_copy_data`` blocks of up to ``BLOCK_SIZE``
+  costs a fraction of that, with no thread hand-off, no extra copy through a pipe, and no GIL
+  contention between two busy threads.
+* **psycopg2 on either side**: psycopg2 only streams through file objects (``copy_expert``), so the
+  source side runs in a thread writing into an OS pipe, and the target side reads the pipe in
+  blocks. psycopg2's per-row loop is in C; a psycopg 3 side still uses the libpq-level loop.
 
 Failure rules, because a half-loaded table must never be committed:
 
-* a source error makes the target side see end-of-data, so the caller MUST check the result's
-  error (this function raises it) before committing; it never commits anything itself;
-* a target error closes the pipe, which stops the source side;
+* this function never commits; any failure raises, and the caller rolls the target back;
+* a source error ends the target's COPY with an error (psycopg 3) or end-of-data (psycopg2), and
+  is raised here, so the caller never commits a truncated stream;
+* a target error stops the source side (cancel), and the target's error is the one raised;
 * no progress for ``stall_timeout`` seconds (a network black hole) shuts both sockets down, so the
   task fails with a clear message instead of hanging forever.
 """
@@ -19,7 +33,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import select
 import socket
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -29,8 +45,10 @@ from typing import Any
 from airflow_provider_confiture.core import dbapi
 from airflow_provider_confiture.core.errors import MigrationError
 
-#: Bytes the target side asks the pipe for at a time.
+#: Largest block handed to the target at once, and the pipe's capacity (psycopg2 paths).
 BLOCK_SIZE = 1 << 20
+#: Seconds a wait on a socket lasts before the loop looks again (the watchdog may have fired).
+_POLL_SECONDS = 1.0
 _F_SETPIPE_SZ = 1031
 
 
@@ -48,52 +66,163 @@ class CopyStats:
 ProgressCallback = Callable[[int, int | None, float], None]  # (bytes, rows or None, elapsed seconds)
 
 
+class _Moved:
+    """Bytes moved so far, read by the watchdog thread (plain ints: updates are atomic enough)."""
+
+    def __init__(self) -> None:
+        self.received = 0  # taken from the source
+        self.sent = 0  # handed to the target
+
+    @property
+    def total(self) -> int:
+        return self.received + self.sent
+
+
+# ------------------------------------------------------------------------ libpq level (psycopg 3)
+def _wait(read_fd: int | None, write_fd: int | None) -> bool:
+    """Wait until ``read_fd`` is readable or ``write_fd`` writable, at most _POLL_SECONDS.
+
+    poll(), not select(): a long-lived worker process may hold file descriptors above 1024.
+    """
+    poller = select.poll()
+    if read_fd is not None and read_fd == write_fd:
+        poller.register(read_fd, select.POLLIN | select.POLLOUT)
+    else:
+        if read_fd is not None:
+            poller.register(read_fd, select.POLLIN)
+        if write_fd is not None:
+            poller.register(write_fd, select.POLLOUT)
+    return bool(poller.poll(_POLL_SECONDS * 1000))
+
+
+def _copy_out_rows(conn: Any) -> int:
+    """After ``get_copy_data`` returned -1: collect the COPY's final result; raise a server error."""
+    from psycopg import pq
+    from psycopg.errors import error_from_result
+
+    pgconn = conn.pgconn
+    while True:
+        pgconn.consume_input()
+        if not pgconn.is_busy():
+            break
+        _wait(pgconn.socket, None)
+    results = []
+    while (result := pgconn.get_result()) is not None:
+        results.append(result)
+    for result in results:
+        if result.status != pq.ExecStatus.COMMAND_OK:
+            raise error_from_result(result, encoding=conn.info.encoding)
+    return int(results[-1].command_tuples or 0) if results else -1
+
+
+def _pump_libpq(source_conn: Any, copy_out_query: Any, target_conn: Any, copy_in_query: Any,
+                moved: _Moved) -> tuple[int, int]:
+    """psycopg 3 on both sides: one non-blocking loop; returns (rows sent, rows received).
+
+    psycopg's ``Copy`` objects start both COPYs and end them (the target's end, error or success,
+    goes through ``Copy.__exit__``, which also aborts the target's COPY and cancels the source's if
+    anything here raises); only the data moves at the libpq level.
+    """
+    with dbapi.cursor(source_conn) as source_cur, dbapi.cursor(target_conn) as target_cur:
+        with source_cur.copy(copy_out_query), target_cur.copy(copy_in_query) as copy_in:
+            src, tgt = source_conn.pgconn, target_conn.pgconn
+            get, put, flush = src.get_copy_data, tgt.put_copy_data, tgt.flush
+            src_fd, tgt_fd = src.socket, tgt.socket
+            buf = bytearray()
+            first = True  # the first block goes through Copy.write (it then knows data was sent)
+            ended = pending = False  # source finished; target still has unflushed bytes
+            nbytes = 1
+            while True:
+                if not ended:
+                    while len(buf) < BLOCK_SIZE:  # everything libpq already holds, up to one block
+                        nbytes, data = get(1)
+                        if nbytes > 0:
+                            buf += data
+                        elif nbytes == 0:
+                            break
+                        else:
+                            ended = True
+                            break
+                if pending:
+                    pending = flush() == 1
+                if buf and not pending and (ended or nbytes == 0 or len(buf) >= BLOCK_SIZE):
+                    size = len(buf)
+                    moved.received += size
+                    if first:
+                        copy_in.write(buf)
+                        first = False
+                    else:
+                        put(buf)
+                    buf = bytearray()
+                    moved.sent += size
+                    pending = flush() == 1
+                if ended and not buf and not pending:
+                    break
+                want_read = not ended and len(buf) < BLOCK_SIZE
+                if _wait(src_fd if want_read else None, tgt_fd if pending else None) and want_read:
+                    src.consume_input()
+            sent = _copy_out_rows(source_conn)
+        received = target_cur.rowcount
+    return sent, received
+
+
+def _copy_out_libpq(conn: Any, query: Any, fd: int, moved: _Moved) -> int:
+    """psycopg 3 source into a pipe: gather rows into blocks, write a block whenever libpq runs dry."""
+    with dbapi.cursor(conn) as cur, cur.copy(query):
+        pgconn = conn.pgconn
+        get, write, sock = pgconn.get_copy_data, os.write, pgconn.socket
+        buf = bytearray()
+        while True:
+            nbytes, data = get(1)
+            if nbytes > 0:
+                buf += data
+                if len(buf) >= BLOCK_SIZE:
+                    moved.received += len(buf)
+                    write(fd, buf)
+                    buf.clear()
+            elif nbytes == 0:
+                if buf:
+                    moved.received += len(buf)
+                    write(fd, buf)
+                    buf.clear()
+                if _wait(sock, None):
+                    pgconn.consume_input()
+            else:
+                break
+        if buf:
+            moved.received += len(buf)
+            write(fd, buf)
+        return _copy_out_rows(conn)
+
+
+# ----------------------------------------------------------------- pipe + thread (psycopg2 sides)
 class _PipeReader:
     """File-like reader over the pipe that counts bytes (psycopg2's copy_expert calls ``read``)."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, moved: _Moved) -> None:
         self.fd = fd
-        self.bytes = 0
+        self.moved = moved
 
     def read(self, size: int = BLOCK_SIZE) -> bytes:
         data = os.read(self.fd, size if size and size > 0 else BLOCK_SIZE)
-        self.bytes += len(data)
+        self.moved.sent += len(data)
         return data
 
     def readline(self, size: int = -1) -> bytes:  # pragma: no cover - psycopg2 only calls read()
         return self.read(size)
 
 
-class _CountingWriter:
-    """Counts the bytes the source side hands to the (buffered) pipe writer.
-
-    The writer buffers up to BLOCK_SIZE before the target side sees anything, so a slow but live
-    source (a selective filter over a big table) could go a long time without the reader's count
-    moving: the stall watchdog must also see the bytes arriving from the source.
-    """
-
-    def __init__(self, sink: Any) -> None:
-        self.sink = sink
-        self.bytes = 0
-
-    def write(self, data: Any) -> Any:
-        self.bytes += len(data)
-        return self.sink.write(data)
-
-
-def _copy_out(conn: Any, query: Any, sink: Any) -> int:
+def _copy_out_to_pipe(conn: Any, query: Any, writer: Any, moved: _Moved) -> int:
+    if dbapi.is_psycopg3(conn):
+        return _copy_out_libpq(conn, query, writer.fileno(), moved)
     with dbapi.cursor(conn) as cur:
-        if dbapi.is_psycopg3(conn):
-            with cur.copy(query) as cp:
-                write = sink.write
-                for block in cp:
-                    write(block)
-        else:
-            cur.copy_expert(dbapi.render(conn, query), sink)
+        # psycopg2 calls writer.write() once per row, in C: the buffered writer keeps that cheap.
+        cur.copy_expert(dbapi.render(conn, query), writer)
+        writer.flush()
         return cur.rowcount
 
 
-def _copy_in(conn: Any, query: Any, reader: _PipeReader) -> int:
+def _copy_in_from_pipe(conn: Any, query: Any, reader: _PipeReader) -> int:
     with dbapi.cursor(conn) as cur:
         if dbapi.is_psycopg3(conn):
             with cur.copy(query) as cp:
@@ -105,6 +234,69 @@ def _copy_in(conn: Any, query: Any, reader: _PipeReader) -> int:
         return cur.rowcount
 
 
+def _pipe_is_empty(fd: int) -> bool:
+    with contextlib.suppress(OSError):
+        return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), "little") == 0
+    return False
+
+
+def _pump_threaded(source_conn: Any, copy_out_query: Any, target_conn: Any, copy_in_query: Any,
+                   moved: _Moved, idle_hooks: list[Callable[[], None]]) -> tuple[int, int]:
+    """A psycopg2 side: the source writes an OS pipe from a thread, the target reads it here."""
+    read_fd, write_fd = os.pipe()
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(write_fd, _F_SETPIPE_SZ, BLOCK_SIZE)
+    writer = os.fdopen(write_fd, "wb", buffering=BLOCK_SIZE)
+    reader = _PipeReader(read_fd, moved)
+    source_result: dict[str, Any] = {}
+
+    def flush_idle_writer() -> None:
+        # A slow but live psycopg2 source fills the buffered writer slowly, and the target sees
+        # nothing until it is full: when the pipe runs dry, push what is buffered (never blocks:
+        # an empty pipe holds a whole buffer).
+        if _pipe_is_empty(read_fd):
+            with contextlib.suppress(Exception):
+                writer.flush()
+
+    def run_source() -> None:
+        try:
+            source_result["rows"] = _copy_out_to_pipe(source_conn, copy_out_query, writer, moved)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            source_result["error"] = exc
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                writer.close()  # end of data for the target side
+
+    if not dbapi.is_psycopg3(source_conn):
+        idle_hooks.append(flush_idle_writer)
+    source_thread = threading.Thread(target=run_source, name="confiture-copy-out", daemon=True)
+    source_thread.start()
+    target_error: BaseException | None = None
+    target_rows = -1
+    stopped_source = False  # the target failed first: the source's error, if any, is our doing
+    try:
+        target_rows = _copy_in_from_pipe(target_conn, copy_in_query, reader)
+    except BaseException as exc:  # noqa: BLE001 - re-raised below, after the source side is stopped
+        target_error = exc
+        stopped_source = "error" not in source_result and source_thread.is_alive()
+    finally:
+        idle_hooks.clear()
+        os.close(read_fd)  # a source still writing gets EPIPE and stops
+        if stopped_source:
+            with contextlib.suppress(Exception):
+                source_conn.cancel()
+        source_thread.join()
+    source_error = source_result.get("error")
+    if stopped_source and target_error is not None:
+        raise target_error  # not the "canceling statement" / broken pipe it caused on the source
+    if source_error is not None:
+        raise source_error
+    if target_error is not None:
+        raise target_error
+    return source_result.get("rows", -1), target_rows
+
+
+# ------------------------------------------------------------------------------------ entry point
 def _shutdown(conn: Any) -> None:
     """Break a connection stuck on the network: shutting the socket down wakes any blocked call."""
     with contextlib.suppress(Exception):
@@ -129,83 +321,62 @@ def stream_copy(
     """Copy the source query's rows into the target; return rows, bytes and seconds.
 
     Raises MigrationError (or the driver's error) if either side fails or the stream stalls; the
-    target transaction then holds a partial COPY and must be rolled back by the caller.
+    target transaction then holds a failed or partial COPY and must be rolled back by the caller.
     """
-    read_fd, write_fd = os.pipe()
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(write_fd, _F_SETPIPE_SZ, BLOCK_SIZE)
-    writer = os.fdopen(write_fd, "wb", buffering=BLOCK_SIZE)
-    reader = _PipeReader(read_fd)
-    counting = _CountingWriter(writer)
-    source_result: dict[str, Any] = {}
+    moved = _Moved()
+    idle_hooks: list[Callable[[], None]] = []
     done = threading.Event()
     stalled: list[float] = []
-
-    def run_source() -> None:
-        try:
-            source_result["rows"] = _copy_out(source_conn, copy_out_query, counting)
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-            source_result["error"] = exc
-        finally:
-            with contextlib.suppress(OSError):
-                writer.close()  # end of data for the target side
+    started = time.monotonic()
 
     def watch() -> None:
-        last_bytes, last_change, last_report = -1, time.monotonic(), time.monotonic()
+        last_moved, last_change, last_report = -1, time.monotonic(), time.monotonic()
         while not done.wait(1.0):
             now = time.monotonic()
-            moved = reader.bytes + counting.bytes  # progress on either side is progress
-            if moved != last_bytes:
-                last_bytes, last_change = moved, now
-            elif now - last_change >= stall_timeout:
-                stalled.append(now - last_change)
-                _shutdown(source_conn)
-                _shutdown(target_conn)
-                return
+            if moved.total != last_moved:  # progress on either side is progress
+                last_moved, last_change = moved.total, now
+            else:
+                for hook in list(idle_hooks):
+                    hook()
+                if now - last_change >= stall_timeout:
+                    stalled.append(now - last_change)
+                    _shutdown(source_conn)
+                    _shutdown(target_conn)
+                    return
             if progress is not None and now - last_report >= progress_interval:
                 last_report = now
                 rows = None
                 if rows_probe is not None:
                     with contextlib.suppress(Exception):
                         rows = rows_probe()
-                progress(reader.bytes, rows, now - started)
+                progress(moved.sent, rows, now - started)
 
-    started = time.monotonic()
-    source_thread = threading.Thread(target=run_source, name="confiture-copy-out", daemon=True)
     watcher = threading.Thread(target=watch, name="confiture-copy-watch", daemon=True)
-    source_thread.start()
     watcher.start()
-    target_error: BaseException | None = None
-    target_rows = -1
-    stopped_source = False  # the target failed first: the source's error, if any, is our doing
     try:
-        target_rows = _copy_in(target_conn, copy_in_query, reader)
-    except BaseException as exc:  # noqa: BLE001 - re-raised below, after the source side is stopped
-        target_error = exc
-        stopped_source = "error" not in source_result and source_thread.is_alive()
+        if dbapi.is_psycopg3(source_conn) and dbapi.is_psycopg3(target_conn):
+            source_rows, target_rows = _pump_libpq(source_conn, copy_out_query, target_conn, copy_in_query, moved)
+        else:
+            source_rows, target_rows = _pump_threaded(
+                source_conn, copy_out_query, target_conn, copy_in_query, moved, idle_hooks
+            )
+    except BaseException:
+        if stalled:
+            raise _stall_error(stalled[0]) from None
+        raise
     finally:
-        os.close(read_fd)  # a source still writing gets EPIPE and stops
-        if stopped_source:
-            with contextlib.suppress(Exception):
-                source_conn.cancel()
-        source_thread.join()
         done.set()
         watcher.join()
-    seconds = time.monotonic() - started
-
     if stalled:
-        raise MigrationError(
-            f"the copy stalled: no data moved for {stalled[0]:.0f} s (stall_timeout), so both connections "
-            "were closed. Check the network between the worker and the databases, then retry the table"
-        )
-    source_error = source_result.get("error")
-    if stopped_source and target_error is not None:
-        raise target_error  # not the "canceling statement" / broken pipe it caused on the source
-    if source_error is not None:
-        raise source_error
-    if target_error is not None:
-        raise target_error
-    source_rows = source_result.get("rows", -1)
+        raise _stall_error(stalled[0])
+    seconds = time.monotonic() - started
     if source_rows >= 0 and target_rows >= 0 and source_rows != target_rows:
         raise MigrationError(f"source sent {source_rows} rows but target received {target_rows}")
-    return CopyStats(rows=max(source_rows, target_rows), bytes=reader.bytes, seconds=seconds)
+    return CopyStats(rows=max(source_rows, target_rows), bytes=moved.sent, seconds=seconds)
+
+
+def _stall_error(seconds: float) -> MigrationError:
+    return MigrationError(
+        f"the copy stalled: no data moved for {seconds:.0f} s (stall_timeout), so both connections "
+        "were closed. Check the network between the worker and the databases, then retry the table"
+    )

@@ -139,6 +139,8 @@ def migrate_metadata_db(env: dict[str, str]) -> None:
 #: One console log line of ``airflow dags test``: ``<time> [<level>  ] <event> [<logger>] key=value...``.
 _LOG_LINE = re.compile(r"^\S+ \[(?P<level>\w+)\s*\] (?P<event>.*?) \[(?P<logger>[\w.]+)\]")
 _DAG_TEST_END = "[DAG TEST] end task "
+#: The last line of a task's traceback: the exception that failed it (the traceback is in the log file).
+_EXCEPTION_LINE = re.compile(r"^(?:airflow_provider_confiture\.[\w.]+|[\w.]*(?:Error|Exception)): ")
 
 
 def progress_line(line: str) -> str | None:
@@ -147,6 +149,9 @@ def progress_line(line: str) -> str | None:
         fields = dict(p.split("=", 1) for p in line.split(_DAG_TEST_END, 1)[1].split() if "=" in p)
         index = fields.get("map_index", "-1")
         return f"finished {fields.get('task_id', '?')}" + (f" [{index}]" if index not in ("-1", "") else "")
+    if _EXCEPTION_LINE.match(line):
+        text = line.strip()
+        return "error: " + (text if len(text) <= 400 else text[:400] + "...")
     m = _LOG_LINE.match(line)
     if not m or "airflow_provider_confiture" not in m["logger"] or not m["event"].strip():
         return None
@@ -306,6 +311,10 @@ def report(run: dict[str, Any], timings: dict[str, float], seeded: dict[str, int
         say(f"  migrated      : {rows:,} rows in {len(loads)} table loads, {load_s:.1f} s of loading "
             f"({rows / load_s if load_s else 0:,.0f} rows/s) [{strategies}]")
     say(f"  verified      : {equal}/{len(checks)} tables equal (row counts and content checksums)")
+    failed = [t["task_id"] + (f" [{t['label'] or t['map_index']}]" if t["map_index"] >= 0 else "")
+              for t in run["tasks"] if t["state"] == "failed"]
+    if failed:
+        say(f"  failed tasks  : {', '.join(failed)} (details: {DAGS_TEST_LOG.relative_to(REPO)})")
     run_s = f"{run['seconds']:.1f} s" if run.get("seconds") is not None else "?"
     say(f"  DAG run       : {run.get('run_id')} -> {run['state']} in {run_s}")
     say("  timings       : " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))

@@ -189,7 +189,7 @@ def test_old_database_init_scripts_run_under_psql_like_the_postgres_image(compos
     seeder = load_seeder()
     for script in _init_scripts(compose):
         res = subprocess.run(
-            [str(source_db.cluster.psql_path), "-v", "ON_ERROR_STOP=1", "--no-password", "-q",
+            [str(source_db.cluster.psql_path), "-v", "ON_ERROR_STOP=1", "--no-password", "--no-psqlrc", "-q",
              "-d", source_db.uri(), "-f", str(script)],
             capture_output=True, text=True, timeout=300,
         )  # fmt: skip

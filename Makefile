@@ -24,8 +24,8 @@ lint: venv
 test: venv postgres lint  ## the test command (CI runs exactly this)
 	$(BIN)/python -m pytest -q
 
-demo: venv postgres  ## the example migration DAG end to end on two throwaway clusters
-	$(BIN)/python scripts/demo.py
+demo: venv postgres  ## the example migration DAG end to end on two throwaway clusters (DEMO_ARGS="--keep --rows N")
+	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
 
 bench: venv postgres  ## side-by-side copy benchmark (full size)
 	$(BIN)/python benchmarks/bench.py --out bench-results.json

@@ -316,3 +316,40 @@ def test_no_password_in_task_output(shop, source_db, target_db, capsys):
     for text in (out.out, out.err, str(info.value)):
         assert password not in text
     assert target_db.execute("SELECT count(*) FROM users") == [(490,)]
+
+
+def test_finalize_fails_naming_the_constraint_and_the_offending_key(shop, source_db, target_db):
+    """posts 50, 100, ... point at users the mapping's 'where' filters out: the data violates the FK."""
+    source_db.execute("UPDATE posts SET user_id = 50 WHERE id = 7")
+    ids = _ids(shop)
+    FdwSetupOperator(task_id="setup", ddl_path=shop["ddl"], **ids).execute({})
+    PrepareLoadOperator(task_id="prepare", **ids).execute({})
+    for table in ("posts", "tags", "users"):  # the order does not matter once the keys are set aside
+        TableMigrateOperator(task_id=table, table=table, **ids).execute({})
+    with pytest.raises(VerificationError) as info:
+        FinalizeLoadOperator(task_id="finalize", **ids).execute({})
+    assert "public.posts.posts_user_fk" in str(info.value) and "Key (user_id)=(50)" in str(info.value)
+    with pytest.raises(VerificationError, match="posts_user_fk is NOT VALID"):
+        VerifyOperator(task_id="verify", **ids).execute({})
+    # fixing the data and re-running the table, then finalize, completes the migration
+    source_db.execute("UPDATE posts SET user_id = 1 WHERE id = 7")
+    TableMigrateOperator(task_id="posts", table="posts", **ids).execute({})
+    assert FinalizeLoadOperator(task_id="finalize", **ids).execute({})["validated"] == ["public.posts.posts_user_fk"]
+    assert VerifyOperator(task_id="verify", **ids).execute({})["ok"]
+
+
+def test_progress_is_logged_and_counts_returned(shop, target_db, capsys):
+    """A long copy logs rows and rows/s while it runs; the task returns its counts and timings."""
+    (shop["tmp"] / "slow.yaml").write_text(
+        'tags:\n  columns:\n    name:\n      transform: "name || (SELECT \'\' FROM pg_sleep(CASE WHEN id = 10 '
+        'THEN 2.5 ELSE 0 END))"\n'
+    )
+    ids = dict(_ids(shop), mapping_path=str(shop["tmp"] / "slow.yaml"))
+    FdwSetupOperator(task_id="setup", ddl_path=shop["ddl"], **ids).execute({})
+    capsys.readouterr()
+    result = TableMigrateOperator(task_id="tags", table="tags", strategy="copy", progress_interval=0.5,
+                                  **ids).execute({})
+    out = capsys.readouterr().out
+    assert "tags: 9 rows, " in out and " MB copied (" in out and "rows/s" in out, out[-2000:]
+    assert result["rows"] == 10 and result["seconds"] >= 2.5 and result["rows_per_second"] > 0
+    assert result["copy_format"] == "binary" and result["strategy"] == "copy"

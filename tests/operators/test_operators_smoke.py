@@ -45,8 +45,13 @@ def test_operators_chain_migrates_and_verifies(migration, run_dag):
     from airflow.sdk import DAG
 
     from airflow_provider_confiture.operators import (
-        AnalyzeOperator, CleanupOperator, FdwSetupOperator, FinalizeLoadOperator, PrepareLoadOperator,
-        TableMigrateOperator, VerifyOperator,
+        AnalyzeOperator,
+        CleanupOperator,
+        FdwSetupOperator,
+        FinalizeLoadOperator,
+        PrepareLoadOperator,
+        TableMigrateOperator,
+        VerifyOperator,
     )
 
     common = {k: migration[k] for k in ("source_conn_id", "target_conn_id", "mapping_path")}

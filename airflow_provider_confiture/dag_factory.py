@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -129,7 +129,6 @@ class MigrationTasks:
     verify: VerifyOperator
     finalize: FinalizeLoadOperator
     summary: VerifyOperator
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def add_migration_tasks(spec: MigrationSpec) -> MigrationTasks:
@@ -155,6 +154,7 @@ def add_migration_tasks(spec: MigrationSpec) -> MigrationTasks:
         tables=tables,
         split_threshold_rows=spec.split_threshold_rows,
         rows_per_part=spec.rows_per_part,
+        do_xcom_push=True,  # the per-table group maps over this XCom, whatever default_args say
         doc_md="Plan, validate (EXPLAIN) and estimate every table; no data moves. Returns the load units.",
         **common,
     )
@@ -170,6 +170,7 @@ def add_migration_tasks(spec: MigrationSpec) -> MigrationTasks:
         "retries": spec.table_retries,
         "retry_delay": retry_delay,
         "map_index_template": dag_params.UNIT_LABEL_TEMPLATE,
+        "do_xcom_push": True,  # summary reads every verify's result
     }
     created: dict[str, Any] = {}
 

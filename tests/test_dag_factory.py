@@ -139,6 +139,9 @@ def test_full_run_dry_run_tables_param_rerun_and_cleanup(migration, source_db, t
     assert run.state == "success", run.state
     assert states(run, "table.migrate") == {label: "success" for label in ALL_LABELS}
     assert states(run, "table.verify") == {label: "success" for label in ALL_LABELS}
+    verify_labels = [ti.rendered_map_index for (t, _), ti in task_instances(run).items() if t == "table.verify"]
+    assert sorted(verify_labels) == sorted(ALL_LABELS)
+    assert {u["strategy"] for u in xcom(run, "analyze")} == {"fdw"}  # auto, below the default 10,000 rows
     assert target_db.execute("SELECT count(*), min(display_name), max(id) FROM users") == [(3000, "n1", 3000)]
     assert target_db.execute("SELECT count(*) FROM posts") == [(2000,)]
     assert target_db.execute("SELECT count(*) FROM tags") == [(40,)]
@@ -161,10 +164,14 @@ def test_full_run_dry_run_tables_param_rerun_and_cleanup(migration, source_db, t
     migrate = xcom(run, "table.migrate", 0)
     assert migrate["dry_run"] is True and migrate["statements"]
 
-    # 3. tables param: only tags is re-synced; users keeps its changed row
-    run = run_dag(build(migration, "dagf_life"), run_conf={"tables": ["tags"]})
+    # 3. tables param (with strategy copy, no checksum): only tags is re-synced; users keeps its changed row
+    run = run_dag(build(migration, "dagf_life"),
+                  run_conf={"tables": ["tags"], "strategy": "copy", "skip_checksum": True})
     assert run.state == "success", run.state
     assert states(run, "table.migrate") == {"tags": "success"}
+    assert xcom(run, "table.migrate", 0)["strategy"] == "copy"
+    (tags_check,) = xcom(run, "table.verify", 0)["tables"]
+    assert tags_check["status"] == "match" and tags_check["source_checksum"] is None
     assert target_db.execute("SELECT name FROM tags WHERE id = 1") == [("t1",)]
     assert target_db.execute("SELECT email FROM users WHERE id = 7") == [("x",)]
 

@@ -353,3 +353,19 @@ def test_progress_is_logged_and_counts_returned(shop, target_db, capsys):
     assert "tags: 9 rows, " in out and " MB copied (" in out and "rows/s" in out, out[-2000:]
     assert result["rows"] == 10 and result["seconds"] >= 2.5 and result["rows_per_second"] > 0
     assert result["copy_format"] == "binary" and result["strategy"] == "copy"
+
+
+def test_dry_runs_change_nothing(shop, source_db, target_db, pg_target, airflow_conn):
+    ids = _ids(shop)
+    missing = f"tgt_never_{secrets.token_hex(4)}"
+    dry_target = airflow_conn("op_target_missing", pg_target, dbname=missing)
+    report = FdwSetupOperator(task_id="setup", ddl_path=shop["ddl"], dry_run=True,
+                              **dict(ids, target_conn_id=dry_target)).execute({})
+    assert report["dry_run"] and pg_target.execute("SELECT count(*) FROM pg_database WHERE datname = %s",
+                                                   (missing,)) == [(0,)]
+    FdwSetupOperator(task_id="setup", ddl_path=shop["ddl"], **ids).execute({})
+    target_db.execute("INSERT INTO tags VALUES (1, 'kept')")
+    result = TableMigrateOperator(task_id="tags", table="tags", strategy="copy", dry_run=True, **ids).execute({})
+    assert result["dry_run"] and result["rows"] == 0
+    assert result["statements"][0].startswith('COPY (SELECT "id"::integer, "name"::text FROM "public"."tags")')
+    assert target_db.execute("SELECT * FROM tags") == [(1, "kept")]

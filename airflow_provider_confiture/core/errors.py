@@ -11,6 +11,10 @@ class ConfitureError(Exception):
     """Base class of every error raised on purpose by this provider."""
 
 
+class ConnectionFailedError(ConfitureError):
+    """A database named by an Airflow connection could not be reached or refused the login."""
+
+
 class MappingError(ConfitureError):
     """The column-mapping YAML (or a one-table mapping string) is invalid.
 

@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from airflow.providers.postgres.hooks.postgres import PostgresHook
+from airflow.sdk.exceptions import AirflowNotFoundException
 
 from airflow_provider_confiture.core import dbapi
+from airflow_provider_confiture.core.errors import ConnectionFailedError
 
 #: libpq parameters added to a connection's extras unless the connection sets them itself.
 LIBPQ_DEFAULTS: dict[str, Any] = {
@@ -27,8 +29,20 @@ LIBPQ_DEFAULTS: dict[str, Any] = {
 }
 
 
+def get_airflow_connection(conn_id: str) -> Any:
+    """The Airflow connection ``conn_id``; a missing one is explained (which id, how to define it)."""
+    try:
+        return PostgresHook.get_connection(conn_id)
+    except AirflowNotFoundException as exc:
+        raise ConnectionFailedError(
+            f"Airflow connection {conn_id!r} is not defined: create it (Admin > Connections, `airflow "
+            f"connections add {conn_id} ...`, or the environment variable AIRFLOW_CONN_{conn_id.upper()}), "
+            "or fix the operator's *_conn_id argument"
+        ) from exc
+
+
 def make_hook(conn_id: str, *, database: str | None = None, options: str | None = None) -> PostgresHook:
-    airflow_conn = PostgresHook.get_connection(conn_id)
+    airflow_conn = get_airflow_connection(conn_id)
     extras = dict(airflow_conn.extra_dejson)
     missing = {key: value for key, value in LIBPQ_DEFAULTS.items() if key not in extras}
     if missing:
@@ -70,7 +84,16 @@ def connect(
     if read_only:
         settings["default_transaction_read_only"] = "on"
     hook = make_hook(conn_id, database=database, options=session_options(settings))
-    conn = hook.get_conn()
+    try:
+        conn = hook.get_conn()
+    except dbapi.DB_ERRORS as exc:
+        c = hook.connection  # never its password: the server's message does not hold it either
+        where = f"{c.host or 'localhost'}:{c.port or 5432}/{database or c.schema or ''} as {c.login!r}"
+        raise ConnectionFailedError(
+            f"cannot connect to Airflow connection {conn_id!r} ({where}): {dbapi.error_text(exc)}. Check the "
+            "connection's host, port, database, login and password, and that the server accepts "
+            "connections from this worker"
+        ) from exc
     try:
         conn.autocommit = autocommit
         dbapi.set_session(conn, {"client_encoding": "UTF8"})
@@ -84,7 +107,7 @@ def connect(
 
 def connection_target(conn_id: str) -> dict[str, Any]:
     """host/port/dbname/login/password of an Airflow connection (for the FDW link; never logged)."""
-    c = PostgresHook.get_connection(conn_id)
+    c = get_airflow_connection(conn_id)
     return {
         "host": c.host or "localhost",
         "port": int(c.port or 5432),

@@ -6,18 +6,18 @@ typo in the mapping. The helpers build one small table whose stream can be slowe
 (``SLOW_MAPPING``: a ``where`` filter that sleeps a millisecond per row and is always true), so a
 fault lands in the middle of a copy of a few thousand rows instead of needing millions.
 
-Test modules reach the plain functions below through the ``rel`` fixture (this module), because two
-``conftest.py`` files cannot both be imported by name.
+Test modules reach the plain functions below through the ``rel`` fixture, because two ``conftest.py``
+files cannot both be imported by name.
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
@@ -51,9 +51,10 @@ SLOW_MAPPING = "items:\n  source_table: items\n  where: \"pg_sleep(0.0005) IS NO
 
 
 @pytest.fixture
-def rel():
-    """This module: the suite's plain helper functions (``rel.create_items(...)``...)."""
-    return sys.modules[__name__]
+def rel() -> SimpleNamespace:
+    """This module's helpers (``rel.create_items(...)``...). Built from ``globals()``: every
+    ``conftest.py`` is imported under the same module name, so ``sys.modules`` may hold another one."""
+    return SimpleNamespace(**globals())
 
 
 # --------------------------------------------------------------------------------------- connections
@@ -242,3 +243,31 @@ class BlackHoleProxy:
         for s in [self.listener, *self._sockets]:
             with contextlib.suppress(OSError):
                 s.close()
+
+
+# --------------------------------------------------------------------------------------- roles
+@pytest.fixture
+def make_role() -> Iterator[Callable[..., tuple[str, str]]]:
+    """``make_role(db, *grants, login=True) -> (name, password)``: a non-superuser role on ``db``'s cluster
+    with a distinctive password; ``grants`` are SQL run in ``db`` with ``{role}`` for its quoted name.
+    Dropped at teardown, with whatever it owns in the databases it was made for."""
+    made: list[tuple[Any, str]] = []
+
+    def make(db: Any, *grants: str, prefix: str = "rel") -> tuple[str, str]:
+        import secrets
+
+        name = f"{prefix}_{secrets.token_hex(4)}"
+        password = f"pw-{prefix}-{secrets.token_urlsafe(12)}"
+        db.cluster.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(password)))
+        made.append((db, name))
+        for grant in grants:
+            db.execute(sql.SQL(grant).format(role=sql.Identifier(name)))
+        return name, password
+
+    yield make
+    for db, name in reversed(made):
+        role = sql.Identifier(name)
+        with contextlib.suppress(Exception):
+            db.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER; DROP OWNED BY {}").format(role, role))
+        with contextlib.suppress(Exception):
+            db.cluster.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))

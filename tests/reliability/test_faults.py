@@ -304,8 +304,7 @@ def test_connection_defaults_fail_fast_instead_of_hanging(airflow_conn, source_d
     import socket
     from types import SimpleNamespace
 
-    import psycopg
-
+    from airflow_provider_confiture.core.errors import ConnectionFailedError
     from airflow_provider_confiture.operators import connections
 
     closed = SimpleNamespace(host="127.0.0.1", port=free_port(), superuser="nobody", password="unused-pw")
@@ -314,10 +313,11 @@ def test_connection_defaults_fail_fast_instead_of_hanging(airflow_conn, source_d
     assert hook_extras["connect_timeout"] == 10 and hook_extras["keepalives"] == 1
     assert hook_extras["keepalives_idle"] * 1 + hook_extras["keepalives_interval"] * hook_extras["keepalives_count"] <= 120
     started = time.monotonic()
-    with pytest.raises(psycopg.OperationalError) as refused, connections.connect(conn_id):
+    with pytest.raises(ConnectionFailedError) as refused, connections.connect(conn_id):
         pass
     assert time.monotonic() - started < 3
-    assert f'"127.0.0.1", port {closed.port} failed' in str(refused.value) and "refused" in str(refused.value)
+    assert f"'closed_port' (127.0.0.1:{closed.port}/postgres as 'nobody')" in str(refused.value)
+    assert "Connection refused" in str(refused.value)
 
     # A server that accepts the TCP connection and never answers: connect_timeout bounds the wait.
     with socket.socket() as mute:
@@ -326,7 +326,7 @@ def test_connection_defaults_fail_fast_instead_of_hanging(airflow_conn, source_d
         silent = SimpleNamespace(host="127.0.0.1", port=mute.getsockname()[1], superuser="nobody", password="pw")
         conn_id = airflow_conn("mute_server", silent, dbname="postgres", extra={"connect_timeout": 2})
         started = time.monotonic()
-        with pytest.raises(psycopg.OperationalError) as timed_out, connections.connect(conn_id):
+        with pytest.raises(ConnectionFailedError) as timed_out, connections.connect(conn_id):
             pass
         assert 1.5 <= time.monotonic() - started < 6
         assert "timeout expired" in str(timed_out.value)

@@ -79,6 +79,11 @@ class Index:
     name: str
     definition: str  # CREATE INDEX ... or the constraint definition
     constraint_type: str | None  # 'p', 'u', 'x' or None for a plain index
+    # Properties that live on the index object, not in its definition: lost when it is re-created.
+    comment: str | None = None  # COMMENT ON INDEX
+    constraint_comment: str | None = None  # COMMENT ON CONSTRAINT
+    replica_identity: bool = False  # ALTER TABLE ... REPLICA IDENTITY USING INDEX
+    clustered: bool = False  # ALTER TABLE ... CLUSTER ON
 
 
 @dataclass(frozen=True)
@@ -218,7 +223,8 @@ def indexes(conn: Any, table: QualifiedName) -> list[Index]:
         conn,
         """
         SELECT ic.relname, pg_get_indexdef(i.indexrelid), con.contype, con.conname,
-               pg_get_constraintdef(con.oid)
+               pg_get_constraintdef(con.oid), obj_description(i.indexrelid, 'pg_class'),
+               obj_description(con.oid, 'pg_constraint'), i.indisreplident, i.indisclustered
         FROM pg_index i
         JOIN pg_class ic ON ic.oid = i.indexrelid
         JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -231,11 +237,13 @@ def indexes(conn: Any, table: QualifiedName) -> list[Index]:
         (table.schema, table.name),
     )
     out = []
-    for index_name, index_def, contype, conname, condef in rows:
+    for index_name, index_def, contype, conname, condef, comment, con_comment, replident, clustered in rows:
+        props = {"comment": comment, "constraint_comment": con_comment, "replica_identity": bool(replident),
+                 "clustered": bool(clustered)}
         if contype:
-            out.append(Index(conname, condef, contype))
+            out.append(Index(conname, condef, contype, **props))
         else:
-            out.append(Index(index_name, index_def, None))
+            out.append(Index(index_name, index_def, None, **props))
     return out
 
 

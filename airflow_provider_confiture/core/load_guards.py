@@ -82,6 +82,7 @@ def put_back(conn: Any, table: QualifiedName, aside: SetAside) -> None:
         else:
             # pg_get_indexdef() output, read under search_path=pg_catalog: fully qualified.
             dbapi.execute(conn, sql.SQL(index.definition))
+        _restore_index_properties(conn, table, index)
     for fk in aside.foreign_keys:
         add_foreign_key(conn, fk.table, fk.name, fk.definition, validate=False)
     for trig in aside.triggers:
@@ -90,4 +91,30 @@ def put_back(conn: Any, table: QualifiedName, aside: SetAside) -> None:
             sql.SQL("ALTER TABLE {} ENABLE{} TRIGGER {}").format(
                 table.identifier(), _ENABLE.get(trig.enabled, sql.SQL("")), sql.Identifier(trig.name)
             ),
+        )
+
+
+def _restore_index_properties(conn: Any, table: QualifiedName, index: catalog.Index) -> None:
+    """What a re-created index would otherwise lose: its comments, its role as the table's replica
+    identity (logical replication of UPDATE/DELETE depends on it) and the CLUSTER marker."""
+    name = sql.Identifier(table.schema or "public", index.name)
+    if index.comment is not None:
+        dbapi.execute(conn, sql.SQL("COMMENT ON INDEX {} IS {}").format(name, sql.Literal(index.comment)))
+    if index.constraint_comment is not None:
+        dbapi.execute(
+            conn,
+            sql.SQL("COMMENT ON CONSTRAINT {} ON {} IS {}").format(
+                sql.Identifier(index.name), table.identifier(), sql.Literal(index.constraint_comment)
+            ),
+        )
+    if index.replica_identity:
+        dbapi.execute(
+            conn,
+            sql.SQL("ALTER TABLE {} REPLICA IDENTITY USING INDEX {}").format(
+                table.identifier(), sql.Identifier(index.name)
+            ),
+        )
+    if index.clustered:
+        dbapi.execute(
+            conn, sql.SQL("ALTER TABLE {} CLUSTER ON {}").format(table.identifier(), sql.Identifier(index.name))
         )

@@ -193,6 +193,11 @@ CREATE INDEX things_label_lower ON things (lower(label));
 CREATE INDEX things_partial ON things (v) WHERE v > 100;
 CREATE INDEX things_desc ON things USING btree (v DESC NULLS LAST) INCLUDE (label);
 CREATE INDEX things_hash ON things USING hash (label);
+CREATE UNIQUE INDEX things_v_key ON things (v) WITH (fillfactor = 70);
+ALTER TABLE things REPLICA IDENTITY USING INDEX things_v_key;
+ALTER TABLE things CLUSTER ON things_pkey_custom;
+COMMENT ON INDEX things_label_lower IS 'case-insensitive search';
+COMMENT ON CONSTRAINT things_v_label_key ON things IS 'one label per value';
 """
 
 
@@ -201,21 +206,25 @@ def test_secondary_indexes_rebuilt_with_same_names_and_definitions(source_db, ta
     _simple(source_db, target_db)
     target_db.execute(INDEXED)
     catalog_query = (
-        "SELECT i.indexname, i.indexdef, x.indisvalid, x.indisready FROM pg_indexes i "
+        "SELECT i.indexname, i.indexdef, x.indisvalid, x.indisready, x.indisreplident, x.indisclustered, "
+        "obj_description(c.oid, 'pg_class') FROM pg_indexes i "
         "JOIN pg_class c ON c.relname = i.indexname JOIN pg_index x ON x.indexrelid = c.oid "
         "WHERE i.tablename = 'things' ORDER BY 1"
     )
     before = rows(target_db, catalog_query)
-    constraints = rows(target_db, "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-                                  "WHERE conrelid = 'things'::regclass ORDER BY 1")
+    constraints_query = ("SELECT conname, pg_get_constraintdef(oid), obj_description(oid, 'pg_constraint') "
+                         "FROM pg_constraint WHERE conrelid = 'things'::regclass ORDER BY 1")
+    constraints = rows(target_db, constraints_query)
+    assert sum(1 for r in before if r[4]) == 1 and sum(1 for r in before if r[5]) == 1
     src, tgt = connect(source_db), connect(target_db)
     link_up(src, tgt, source_db)
     result = load.load_table(src, tgt, plan_for(src, tgt, "things"), strategy)
-    assert result.set_aside["indexes"] == 6
+    assert result.set_aside["indexes"] == 7
+    # same names, definitions, comments; still the replica identity (logical replication) and CLUSTER index
     assert rows(target_db, catalog_query) == before
-    assert all(valid and ready for _, _, valid, ready in before)
-    assert rows(target_db, "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-                           "WHERE conrelid = 'things'::regclass ORDER BY 1") == constraints
+    assert all(valid and ready for _, _, valid, ready, _, _, _ in before)
+    assert rows(target_db, constraints_query) == constraints
+    assert rows(target_db, "SELECT relreplident FROM pg_class WHERE oid = 'public.things'::regclass") == [("i",)]
     # and they are used and correct
     assert rows(target_db, "SELECT count(*) FROM things WHERE lower(label) = 'src 7'") == [(1,)]
 

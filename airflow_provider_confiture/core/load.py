@@ -239,7 +239,7 @@ def _explain_failure(plan: TablePlan, exc: BaseException) -> str:
     if code.startswith("23"):
         what = f"constraint {constraint!r}" if constraint else f"column {column!r}" if column else "a constraint"
         return (
-            f"{head}. The source data violates {what} of the target: {text}. Fix the data with a 'where' "
+            f"{head}. The source data violates {what} of the target: {text.rstrip('.')}. Fix the data with a 'where' "
             "filter or a 'transform' in the mapping, or relax the constraint in the DDL"
         )
     # No SQLSTATE on an OperationalError: the client library lost the connection itself.

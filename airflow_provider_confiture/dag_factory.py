@@ -154,6 +154,7 @@ def add_migration_tasks(spec: MigrationSpec) -> MigrationTasks:
         tables=tables,
         split_threshold_rows=spec.split_threshold_rows,
         rows_per_part=spec.rows_per_part,
+        dry_run=dry_run,
         do_xcom_push=True,  # the per-table group maps over this XCom, whatever default_args say
         doc_md="Plan, validate (EXPLAIN) and estimate every table; no data moves. Returns the load units.",
         **common,

@@ -123,14 +123,19 @@ def analyze(
     *,
     split_threshold_rows: int = DEFAULT_SPLIT_THRESHOLD_ROWS,
     rows_per_part: int = DEFAULT_ROWS_PER_PART,
+    require_link: bool = True,
 ) -> Analysis:
     """Plan, validate (EXPLAIN, no data moved) and estimate every table."""
     result, _ = plan_migration(source_conn, target_conn, mapping, options, tables)
     out = []
     for plan in result.plans:
-        check = validate_table(source_conn, target_conn, plan, mapping.origin or "<mapping>")
+        check = validate_table(
+            source_conn, target_conn, plan, mapping.origin or "<mapping>", require_link=require_link
+        )
         plan.estimated_rows = exact_rows_if_unknown(source_conn, plan)
         warnings = list(plan.warnings)
+        if not check.link_checked:
+            warnings.append("postgres_fdw link not set up yet: the FDW load statement was not checked")
         if not check.copy_capable:
             if plan.requested_strategy == "copy":
                 from airflow_provider_confiture.core.errors import PlanError

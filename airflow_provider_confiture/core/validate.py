@@ -24,6 +24,7 @@ from airflow_provider_confiture.core.plan import TablePlan
 class Validation:
     copy_capable: bool
     copy_problem: str | None = None
+    link_checked: bool = True
 
 
 def _explain(conn: Any, statement: sql.Composable) -> str | None:
@@ -54,11 +55,20 @@ def _one_column(plan: TablePlan, index: int) -> TablePlan:
     return replace(plan, columns=[plan.columns[index]], where=None)
 
 
-def validate_table(source_conn: Any, target_conn: Any, plan: TablePlan, origin: str = "<mapping>") -> Validation:
-    """Raise PlanError naming the entry and column when the plan's SQL is invalid."""
+def validate_table(
+    source_conn: Any, target_conn: Any, plan: TablePlan, origin: str = "<mapping>", *, require_link: bool = True
+) -> Validation:
+    """Raise PlanError naming the entry and column when the plan's SQL is invalid.
+
+    ``require_link=False`` (dry runs before the first setup) checks only the source side when the
+    foreign tables do not exist yet.
+    """
     where = f"{origin}: entry {plan.key!r}"
     present = _foreign_table_exists(target_conn, plan)
     dbapi.safe_rollback(target_conn)
+    if not present and not require_link:
+        source_problem = _explain(source_conn, sqlbuild.source_select(plan))
+        return Validation(source_problem is None, source_problem, link_checked=False)
     if not present:
         raise PlanError(
             f"{where}: foreign table {plan.foreign} is missing on the target: run the setup step "

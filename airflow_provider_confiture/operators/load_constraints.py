@@ -24,11 +24,11 @@ class PrepareLoadOperator(ConfitureBaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         mapping = self.load_mapping()
+        if as_bool(self.dry_run):
+            self.log.info("Dry run: foreign keys would be set aside during the load; nothing changed")
+            return {"deferred_foreign_keys": [], "dry_run": True}
         with self.both() as (source_conn, target_conn):
             result, _ = plan_migration(source_conn, target_conn, mapping, self.plan_options(), as_tables(self.tables))
-            if as_bool(self.dry_run):
-                self.log.info("Dry run: foreign keys would be set aside during the load; nothing changed")
-                return {"deferred_foreign_keys": [], "dry_run": True}
             names = foreign_keys.defer_foreign_keys(target_conn, [p.target for p in result.plans])
         self.log.info("Foreign keys set aside until the load ends: %s", ", ".join(names) or "none")
         return {"deferred_foreign_keys": names}

@@ -14,6 +14,7 @@ from typing import Any
 
 from psycopg import sql
 
+from airflow_provider_confiture.core import sql_fragments
 from airflow_provider_confiture.core.catalog import Catalog, Table
 from airflow_provider_confiture.core.errors import PlanError
 from airflow_provider_confiture.core.mapping import STRATEGIES, Mapping, TableMapping
@@ -63,9 +64,19 @@ class ColumnPlan:
     def expression(self) -> sql.Composable:
         """The source-side expression: a quoted column, or the transform in parentheses."""
         if self.transform is not None:
+            checked_fragment(self.transform, f"transform of column {self.target!r}")
             return sql.SQL("({})").format(sql.SQL(self.transform))
         assert self.source is not None
         return sql.Identifier(self.source)
+
+
+def checked_fragment(text: str, what: str) -> str:
+    """``text`` if it is one self-contained SQL expression, else PlanError (last line of defence: the
+    planner already reported it with the entry's name)."""
+    why = sql_fragments.problem(text)
+    if why:
+        raise PlanError(f"{what} {text!r} is not one SQL expression: {why}")
+    return text
 
 
 @dataclass
@@ -282,6 +293,7 @@ def _plan_table(
                 "or give it a DEFAULT in the DDL"
             )
         defaulted.append(tcol.name)
+    errors += _fragment_errors(where, entry)
     if errors:
         raise PlanError("\n".join(errors))
     if not columns:
@@ -335,6 +347,24 @@ def _plan_table(
         defaulted_target_columns=defaulted,
         warnings=warnings,
     )
+
+
+def _fragment_errors(where: str, entry: TableMapping | None) -> list[str]:
+    """Transforms and 'where' must each be one expression: they are embedded in our statements."""
+    if entry is None:
+        return []
+    found = [(f"column {r.target!r}: transform", r.transform) for r in entry.columns if r.transform]
+    if entry.where:
+        found.append(("key 'where': row filter", entry.where))
+    out = []
+    for label, text in found:
+        why = sql_fragments.problem(text)
+        if why:
+            out.append(
+                f"{where}, {label} {text!r} is not one SQL expression: {why}. It is embedded, in parentheses, "
+                "in the source query: write a single expression (no ';', balanced parentheses and quotes)"
+            )
+    return out
 
 
 def choose_strategy(plan: TablePlan, copy_threshold_rows: int, copy_capable: bool = True) -> str:

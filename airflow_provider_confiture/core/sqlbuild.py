@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from airflow_provider_confiture.core.plan import ColumnPlan, TablePlan
+from airflow_provider_confiture.core.plan import ColumnPlan, TablePlan, checked_fragment
 
 
 def _type(text: str) -> sql.Composable:
@@ -21,7 +21,7 @@ def row_filter(plan: TablePlan, extra: sql.Composable | None = None) -> sql.Comp
     """``WHERE (filter) AND extra`` or nothing."""
     parts: list[sql.Composable] = []
     if plan.where:
-        parts.append(sql.SQL("({})").format(sql.SQL(plan.where)))
+        parts.append(sql.SQL("({})").format(sql.SQL(checked_fragment(plan.where, f"row filter of {plan.key!r}"))))
     if extra is not None:
         parts.append(extra)
     if not parts:

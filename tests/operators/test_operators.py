@@ -249,6 +249,9 @@ def test_verify_operator_fails_naming_each_table_that_differs(shop, target_db, c
     assert "tags: row count differs: source 10, target 11" in message
     out = capsys.readouterr().out
     assert "Source rows" in out and "DIFFERS" in out
+    # and the reference tool's report, with the checks it claimed
+    assert "✗ Row counts differ" in out and "→ posts: 800 (source) ≠ 799 (target)" in out
+    assert "✗ Checksum verification failed" in out
     # one table at a time
     with pytest.raises(VerificationError, match="tags: row count differs"):
         VerifyOperator(task_id="verify", tables="tags", **ids).execute({})

@@ -370,7 +370,7 @@ def test_source_is_read_in_one_snapshot_while_it_is_written(source_db, target_db
     src, tgt = connect(source_db), connect(target_db)
     link_up(src, tgt, source_db)
     plan = plan_for(src, tgt, "pairs")
-    stop = threading.Event()
+    stop, writing = threading.Event(), threading.Event()
     written = []
 
     def writer() -> None:
@@ -381,10 +381,12 @@ def test_source_is_read_in_one_snapshot_while_it_is_written(source_db, target_db
                     cur.execute("INSERT INTO pairs (pair, side) VALUES (%s, 0), (%s, 1)", (n, n))
                 conn.commit()
                 written.append(n)
+                writing.set()
                 n += 1
 
     th = threading.Thread(target=writer)
     th.start()
+    assert writing.wait(30), "the writer never ran"
     try:
         result = load.load_table(src, tgt, plan, "copy")
     finally:
@@ -424,8 +426,13 @@ def test_key_ranges_of_one_table_load_in_parallel(source_db, target_db, connect)
             results[name] = exc
 
     threads = [threading.Thread(target=run, args=a) for a in
-               (("first", parts[0], 0), ("second", parts[1], 0.5), ("first again", parts[0], 0.5))]
-    for th in threads:
+               (("first", parts[0], 0), ("second", parts[1], 0), ("first again", parts[0], 0))]
+    threads[0].start()
+    deadline = time.monotonic() + 30  # the others start once the first part holds its lock
+    while rows(target_db, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") != [(1,)]:
+        assert time.monotonic() < deadline, "the first part never started"
+        time.sleep(0.02)
+    for th in threads[1:]:
         th.start()
     for th in threads:
         th.join(60)

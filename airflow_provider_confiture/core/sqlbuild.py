@@ -80,16 +80,39 @@ def fdw_insert(plan: TablePlan, extra_filter: sql.Composable | None = None) -> s
     )
 
 
-def _checksum(items: list[sql.Composable], relation: sql.Composable, where: sql.Composable) -> sql.Composable:
-    # count + sum of 64-bit hashes of each row's text: order-independent, one scan (pgcopydb's scheme
-    # with a 64-bit hash). sum() of bigint is numeric, so it never overflows.
-    row = sql.SQL("ROW({})::text").format(sql.SQL(", ").join(items))
+#: Built-in types hashed as values by ``hash_record_extended`` (PostgreSQL 14+) instead of through
+#: their text form: 3-4x cheaper per row on wide rows (jsonb_out, numeric_out and timestamptz_out
+#: dominate a text checksum). Left out, and compared as text: types without a hash opclass, and
+#: interval, whose hash treats '1 day' and '24 hours' as equal although they differ.
+HASHED_TYPES = frozenset({
+    "smallint", "integer", "bigint", "oid", "boolean", "text", "character varying", "character", "name",
+    "bytea", "uuid", "date", "timestamp without time zone", "timestamp with time zone",
+    "time without time zone", "time with time zone", "numeric", "jsonb", "double precision", "real",
+    "inet", "cidr", "macaddr", "macaddr8", "pg_lsn",
+})
+
+
+def _hashed(col: ColumnPlan) -> bool:
+    base = col.target_base_type[:-2] if col.target_base_type.endswith("[]") else col.target_base_type
+    return col.builtin_type and base in HASHED_TYPES
+
+
+def _checksum(items: list[sql.Composable], relation: sql.Composable, where: sql.Composable,
+              hashed: bool = False) -> sql.Composable:
+    # count + sum of 64-bit hashes of each row: order-independent, one scan (pgcopydb's scheme with a
+    # 64-bit hash). sum() of bigint is numeric, so it never overflows. ``hashed``: the row's values
+    # are hashed with their types' hash functions; otherwise the row's text is hashed.
+    if hashed:
+        row = sql.SQL("hash_record_extended(ROW({}), 0)").format(sql.SQL(", ").join(items))
+    else:
+        row = sql.SQL("hashtextextended(ROW({})::text, 0)").format(sql.SQL(", ").join(items))
     return sql.SQL(
-        "SELECT count(*), coalesce(sum(hashtextextended({}, 0)), 0)::text FROM {}{}"
+        "SELECT count(*), coalesce(sum({}), 0)::text FROM {}{}"
     ).format(row, relation, where)
 
 
-def source_checksum(plan: TablePlan, via_foreign_table: bool, extra_filter: sql.Composable | None = None):
+def source_checksum(plan: TablePlan, via_foreign_table: bool, extra_filter: sql.Composable | None = None,
+                    *, hashed: bool = False):
     """Checksum of the source rows with the mapping applied, as the target should hold them.
 
     Values are cast to the target column's full type (type modifier included: numeric(12,2) rounds
@@ -98,22 +121,25 @@ def source_checksum(plan: TablePlan, via_foreign_table: bool, extra_filter: sql.
     items = []
     for c in plan.columns:
         if c.builtin_type:
-            items.append(sql.SQL("({})::{}").format(c.expression(), _type(c.target_type)))
+            item = sql.SQL("({})::{}").format(c.expression(), _type(c.target_type))
+            items.append(item if not hashed or _hashed(c) else sql.SQL("({})::text").format(item))
         else:
             items.append(sql.SQL("({})::text").format(c.expression()))
     relation = plan.foreign.identifier() if via_foreign_table else plan.source.identifier()
-    return _checksum(items, relation, row_filter(plan, extra_filter))
+    return _checksum(items, relation, row_filter(plan, extra_filter), hashed)
 
 
-def target_checksum(plan: TablePlan, extra_filter: sql.Composable | None = None) -> sql.Composable:
+def target_checksum(plan: TablePlan, extra_filter: sql.Composable | None = None, *,
+                    hashed: bool = False) -> sql.Composable:
+    """``hashed`` must match the source side's (see :data:`HASHED_TYPES`)."""
     items = []
     for c in plan.columns:
-        if c.builtin_type:
+        if c.builtin_type and (not hashed or _hashed(c)):
             items.append(sql.Identifier(c.target))
         else:
             items.append(sql.SQL("{}::text").format(sql.Identifier(c.target)))
     where = sql.SQL(" WHERE {}").format(extra_filter) if extra_filter is not None else sql.SQL("")
-    return _checksum(items, plan.target.identifier(), where)
+    return _checksum(items, plan.target.identifier(), where, hashed)
 
 
 def target_count(plan: TablePlan, extra_filter: sql.Composable | None = None) -> sql.Composable:

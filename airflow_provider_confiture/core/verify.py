@@ -71,6 +71,13 @@ def _both(source_conn: Any, source_query: Any, target_conn: Any, target_query: A
     return results["source"], target_row
 
 
+def _values_hashable(conn: Any) -> bool:
+    """hash_record_extended() (PostgreSQL 14+) hashes a row's values without printing them as text."""
+    info = getattr(conn, "info", None)
+    version = getattr(info, "server_version", None) or getattr(conn, "server_version", 0)
+    return int(version or 0) >= 140000
+
+
 def verify_table(
     source_conn: Any,
     target_conn: Any,
@@ -88,19 +95,20 @@ def verify_table(
     dbapi.use_deterministic_output(target_conn)
     src_filter = key_range.source_predicate(plan) if key_range else None
     tgt_filter = key_range.target_predicate(plan) if key_range else None
+    hashed = _values_hashable(source_conn) and _values_hashable(target_conn)
     # The source side runs on the target connection when going through the foreign table.
     src_conn = target_conn if via_foreign_table else source_conn
     if via_foreign_table:
         # One connection cannot run two queries at once: run sequentially.
         if checksum:
-            s = dbapi.fetch_one(src_conn, sqlbuild.source_checksum(plan, True, src_filter))
-            t = dbapi.fetch_one(target_conn, sqlbuild.target_checksum(plan, tgt_filter))
+            s = dbapi.fetch_one(src_conn, sqlbuild.source_checksum(plan, True, src_filter, hashed=hashed))
+            t = dbapi.fetch_one(target_conn, sqlbuild.target_checksum(plan, tgt_filter, hashed=hashed))
         else:
             s = (dbapi.fetch_value(src_conn, sqlbuild.source_count(plan, True, src_filter)), None)
             t = (dbapi.fetch_value(target_conn, sqlbuild.target_count(plan, tgt_filter)), None)
     elif checksum:
-        s, t = _both(source_conn, sqlbuild.source_checksum(plan, False, src_filter),
-                     target_conn, sqlbuild.target_checksum(plan, tgt_filter))
+        s, t = _both(source_conn, sqlbuild.source_checksum(plan, False, src_filter, hashed=hashed),
+                     target_conn, sqlbuild.target_checksum(plan, tgt_filter, hashed=hashed))
     else:
         s, t = _both(source_conn, sqlbuild.source_count(plan, False, src_filter),
                      target_conn, sqlbuild.target_count(plan, tgt_filter))

@@ -40,6 +40,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 from airflow_provider_confiture.core import dbapi
@@ -95,6 +96,31 @@ def _wait(read_fd: int | None, write_fd: int | None) -> bool:
     return bool(poller.poll(_POLL_SECONDS * 1000))
 
 
+#: Rows taken from libpq between two checks of the gather buffer's size (the per-row check costs as
+#: much as the row); a row bigger than BLOCK_SIZE / _BATCH ends the batch early, so a batch never
+#: overshoots the buffer by more than BLOCK_SIZE (plus one big row).
+_BATCH = 256
+_BATCH_ROW = BLOCK_SIZE // _BATCH
+
+
+def _drain(get: Callable[[int], tuple[int, Any]], buf: bytearray) -> int:
+    """Append the rows libpq already holds to ``buf`` until it reaches BLOCK_SIZE.
+
+    Returns the last ``get_copy_data`` status: > 0 the buffer is full, 0 libpq needs more input,
+    -1 the COPY has ended. This loop is the per-row cost of the whole stream: keep it minimal.
+    """
+    nbytes = 1
+    while len(buf) < BLOCK_SIZE:
+        for _ in repeat(None, _BATCH):
+            nbytes, data = get(1)
+            if nbytes <= 0:
+                return nbytes
+            buf += data
+            if nbytes > _BATCH_ROW:
+                break
+    return nbytes
+
+
 def _copy_out_rows(conn: Any) -> int:
     """After ``get_copy_data`` returned -1: collect the COPY's final result; raise a server error."""
     from psycopg import pq
@@ -134,15 +160,8 @@ def _pump_libpq(source_conn: Any, copy_out_query: Any, target_conn: Any, copy_in
             nbytes = 1
             while True:
                 if not ended:
-                    while len(buf) < BLOCK_SIZE:  # everything libpq already holds, up to one block
-                        nbytes, data = get(1)
-                        if nbytes > 0:
-                            buf += data
-                        elif nbytes == 0:
-                            break
-                        else:
-                            ended = True
-                            break
+                    nbytes = _drain(get, buf)  # everything libpq already holds, up to one block
+                    ended = nbytes < 0
                 if pending:
                     pending = flush() == 1
                 if buf and not pending and (ended or nbytes == 0 or len(buf) >= BLOCK_SIZE):
@@ -166,32 +185,30 @@ def _pump_libpq(source_conn: Any, copy_out_query: Any, target_conn: Any, copy_in
     return sent, received
 
 
+def _write_all(fd: int, data: bytearray) -> None:
+    """os.write() may write part of a block when a signal arrives: write the rest."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    view.release()
+
+
 def _copy_out_libpq(conn: Any, query: Any, fd: int, moved: _Moved) -> int:
     """psycopg 3 source into a pipe: gather rows into blocks, write a block whenever libpq runs dry."""
     with dbapi.cursor(conn) as cur, cur.copy(query):
         pgconn = conn.pgconn
-        get, write, sock = pgconn.get_copy_data, os.write, pgconn.socket
+        get, sock = pgconn.get_copy_data, pgconn.socket
         buf = bytearray()
         while True:
-            nbytes, data = get(1)
-            if nbytes > 0:
-                buf += data
-                if len(buf) >= BLOCK_SIZE:
-                    moved.received += len(buf)
-                    write(fd, buf)
-                    buf.clear()
-            elif nbytes == 0:
-                if buf:
-                    moved.received += len(buf)
-                    write(fd, buf)
-                    buf.clear()
-                if _wait(sock, None):
-                    pgconn.consume_input()
-            else:
+            nbytes = _drain(get, buf)
+            if buf:  # a full block, or all there is for now: the target should not wait for more
+                moved.received += len(buf)
+                _write_all(fd, buf)
+                buf.clear()
+            if nbytes < 0:
                 break
-        if buf:
-            moved.received += len(buf)
-            write(fd, buf)
+            if nbytes == 0 and _wait(sock, None):
+                pgconn.consume_input()
         return _copy_out_rows(conn)
 
 

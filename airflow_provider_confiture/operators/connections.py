@@ -45,7 +45,13 @@ def make_hook(conn_id: str, *, database: str | None = None, options: str | None 
     airflow_conn = get_airflow_connection(conn_id)
     extras = dict(airflow_conn.extra_dejson)
     missing = {key: value for key, value in LIBPQ_DEFAULTS.items() if key not in extras}
-    if missing:
+    # libpq takes one "options" string, and the hook lets the connection's extra replace ours: a
+    # connection setting e.g. search_path there silently dropped read-only and the timeouts. Merge
+    # them instead, ours last so that they win.
+    own_options = extras.pop("options", None)
+    if own_options:
+        options = f"{own_options} {options}" if options else str(own_options)
+    if missing or own_options:
         from copy import deepcopy
 
         airflow_conn = deepcopy(airflow_conn)

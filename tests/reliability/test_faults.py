@@ -340,3 +340,10 @@ def test_connection_defaults_fail_fast_instead_of_hanging(airflow_conn, source_d
         assert settings == ("15min", "on", "0", "airflow-confiture")  # the libpq defaults reached the server
     with connections.connect(airflow_conn("live_src", source_db), statement_timeout="2h") as conn:
         assert conn.execute("SELECT current_setting('statement_timeout')").fetchone() == ("2h",)
+    # A connection with its own libpq "options" keeps them, and still gets read-only and the timeouts.
+    own = airflow_conn("own_options", source_db, extra={"options": "-c search_path=public,pg_temp"})
+    with connections.connect(own, read_only=True, statement_timeout="5s") as conn:
+        assert conn.execute(
+            "SELECT current_setting('default_transaction_read_only'), current_setting('statement_timeout'), "
+            "current_setting('search_path'), current_setting('DateStyle')"
+        ).fetchone() == ("on", "5s", "public,pg_temp", "ISO, MDY")

@@ -160,13 +160,14 @@ def _pump_libpq(source_conn: Any, copy_out_query: Any, target_conn: Any, copy_in
             nbytes = 1
             while True:
                 if not ended:
+                    held = len(buf)
                     nbytes = _drain(get, buf)  # everything libpq already holds, up to one block
+                    moved.received += len(buf) - held
                     ended = nbytes < 0
                 if pending:
                     pending = flush() == 1
                 if buf and not pending and (ended or nbytes == 0 or len(buf) >= BLOCK_SIZE):
                     size = len(buf)
-                    moved.received += size
                     if first:
                         copy_in.write(buf)
                         first = False

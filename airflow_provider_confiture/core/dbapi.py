@@ -80,6 +80,24 @@ def fetch_value(conn: Any, query: Query, params: Sequence[Any] | None = None) ->
     return None if row is None else row[0]
 
 
+def shutdown_socket(conn: Any) -> None:
+    """Break a connection stuck on the network: shutting its socket down wakes any blocked call
+    (in this process, whichever thread is waiting) with an error instead of waiting forever."""
+    import os
+    import socket
+
+    try:
+        sock = socket.socket(fileno=os.dup(conn.fileno()))
+    except Exception:  # noqa: BLE001 - already closed: nothing to break
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
 def sqlstate(exc: BaseException) -> str | None:
     return getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
 

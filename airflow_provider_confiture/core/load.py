@@ -17,6 +17,7 @@ Strategies:
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ import psycopg
 import psycopg2
 from psycopg import sql
 
-from airflow_provider_confiture.core import catalog, dbapi, load_guards, sequences, sqlbuild, state
+from airflow_provider_confiture.core import catalog, dbapi, estimates, load_guards, sequences, sqlbuild, state
 from airflow_provider_confiture.core.copy_stream import stream_copy
 from airflow_provider_confiture.core.errors import MigrationError
 from airflow_provider_confiture.core.plan import TablePlan
@@ -42,6 +43,9 @@ class LoadOptions:
     lock_timeout: str = "60s"  # waiting for another run holding the table gives up after this
     progress_interval: float = 10.0
     stall_timeout: float = 600.0
+    #: FDW loads: server-side statement_timeout, and the worker closes the connection a little later
+    #: if even the cancel cannot get through. None = 30x the estimated time, at least 15 minutes.
+    fdw_timeout: float | None = None
     maintenance_work_mem: str | None = "512MB"
 
 
@@ -194,7 +198,7 @@ def load_table(
             # postgres_fdw reads the source in its own REPEATABLE READ transaction; ours would only sit
             # idle (and be killed by idle_in_transaction_session_timeout on a long load).
             source_conn.commit()
-            result.rows = dbapi.execute(target_conn, sqlbuild.fdw_insert(plan, extra_src))
+            result.rows = _fdw_insert(target_conn, plan, extra_src, options)
         else:
             raise MigrationError(f"table {plan.target}: unknown strategy {strategy!r} (use fdw or copy)")
         source_conn.commit()
@@ -227,6 +231,49 @@ def load_table(
         dbapi.safe_rollback(target_conn)
         dbapi.safe_rollback(source_conn)
         raise
+
+
+def _fdw_insert(target_conn: Any, plan: TablePlan, extra_src: Any, options: LoadOptions) -> int:
+    """The FDW load with a deadline, so it cannot hang forever.
+
+    The server cancels the statement at ``fdw_timeout``; on PostgreSQL < 17 postgres_fdw's own cancel
+    of the remote query has no timeout and can block on a silent network, so the worker also shuts
+    its socket down a little later and the task fails instead of waiting forever.
+    """
+    deadline = options.fdw_timeout
+    if deadline is None:
+        deadline = max(900.0, 30 * estimates.estimate_seconds("fdw", plan.estimated_rows, plan.source_bytes))
+    session_ms = int(dbapi.fetch_value(target_conn, "SELECT setting::bigint FROM pg_settings WHERE name = 'statement_timeout'"))
+    if 0 < session_ms < deadline * 1000:
+        deadline = session_ms / 1000  # a stricter statement_timeout chosen by the user wins
+    dbapi.execute(
+        target_conn, sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(f"{int(deadline * 1000)}ms"))
+    )
+    expired = threading.Event()
+
+    def give_up() -> None:
+        expired.set()
+        dbapi.shutdown_socket(target_conn)
+
+    timer = threading.Timer(deadline + min(60.0, max(deadline, 1.0)), give_up)
+    timer.daemon = True
+    timer.start()
+    try:
+        rows = dbapi.execute(target_conn, sqlbuild.fdw_insert(plan, extra_src))
+        # The rest of the transaction (index rebuilds) runs under the session's own timeout.
+        dbapi.execute(target_conn, "SET LOCAL statement_timeout = DEFAULT")
+        return rows
+    except dbapi.DB_ERRORS as exc:
+        if expired.is_set():
+            raise MigrationError(
+                f"table {plan.target} (entry {plan.key!r}): the FDW load exceeded its deadline of {deadline:.0f} s "
+                "and the cancel did not get through (is the network between the target server and the "
+                "source down?); the connection was closed and the table is unchanged. Raise fdw_timeout "
+                "or use the copy strategy"
+            ) from exc
+        raise
+    finally:
+        timer.cancel()
 
 
 def _explain_failure(plan: TablePlan, exc: BaseException) -> str:

@@ -347,3 +347,22 @@ def test_connection_defaults_fail_fast_instead_of_hanging(airflow_conn, source_d
             "SELECT current_setting('default_transaction_read_only'), current_setting('statement_timeout'), "
             "current_setting('search_path'), current_setting('DateStyle')"
         ).fetchone() == ("on", "5s", "public,pg_temp", "ISO, MDY")
+
+
+def test_fdw_load_has_a_deadline_even_without_statement_timeout(source_db, target_db, engine, rel):
+    """No step hangs forever: an FDW load gets a deadline (``fdw_timeout``; by default 30x its estimated
+    time, at least 15 minutes) even when the connection has no statement_timeout; past it the load
+    fails clearly and the table keeps its content."""
+    from airflow_provider_confiture.core import load
+
+    rel.create_items(source_db, target_db)
+    before = rel.table_text(target_db)
+    src, tgt = engine(source_db), engine(target_db)
+    rel.link_up(src, tgt, rel.fdw_link(source_db), rel.PLAIN_MAPPING)
+    plan = rel.plan_for(src, tgt, "items", rel.SLOW_MAPPING)
+    started = time.monotonic()
+    with pytest.raises(MigrationError) as caught:
+        load.load_table(src, tgt, plan, "fdw", options=load.LoadOptions(fdw_timeout=1.0))
+    assert time.monotonic() - started < 6
+    assert "statement timeout" in str(caught.value) and "table public.items" in str(caught.value)
+    assert rel.table_text(target_db) == before

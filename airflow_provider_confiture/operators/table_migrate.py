@@ -30,6 +30,7 @@ class TableMigrateOperator(ConfitureBaseOperator):
     :param defer_indexes: drop and rebuild the table's indexes around the load (faster).
     :param lock_timeout: how long to wait for another run loading the same table.
     :param stall_timeout: seconds without progress before the copy is aborted.
+    :param fdw_timeout: seconds an FDW load may take (default: 30x its estimate, at least 15 minutes).
     :param progress_interval: seconds between progress log lines.
     :param dry_run: log the plan and the SQL, move no data.
     """
@@ -52,6 +53,7 @@ class TableMigrateOperator(ConfitureBaseOperator):
         freeze: bool = True,
         lock_timeout: str = "60s",
         stall_timeout: float = 600.0,
+        fdw_timeout: float | None = None,
         progress_interval: float = 10.0,
         dry_run: bool | str = False,
         **kwargs: Any,
@@ -67,6 +69,7 @@ class TableMigrateOperator(ConfitureBaseOperator):
         self.freeze = freeze
         self.lock_timeout = lock_timeout
         self.stall_timeout = stall_timeout
+        self.fdw_timeout = fdw_timeout
         self.progress_interval = progress_interval
         self.dry_run = dry_run
 
@@ -137,6 +140,7 @@ class TableMigrateOperator(ConfitureBaseOperator):
                     lock_timeout=self.lock_timeout,
                     progress_interval=float(self.progress_interval),
                     stall_timeout=float(self.stall_timeout),
+                    fdw_timeout=float(self.fdw_timeout) if self.fdw_timeout is not None else None,
                 ),
                 key_range=key_range,
                 progress=self.log.info,

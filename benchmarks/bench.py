@@ -77,7 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="wal_level of both clusters (PostgreSQL's default: replica)")
     p.add_argument("--work-dir", default=str(REPO / ".work" / "bench"), help="where the clusters live")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed for one measurement")
-    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.tables = [t for t in args.tables.split(",") if t]
     args.methods = [m for m in args.methods.split(",") if m]
@@ -267,7 +267,9 @@ class Bench:
             r = bench_methods.run_worker(self.script, self._ours_spec(table, "fdw", "psycopg3", **extra), timeout)
         elif method == "psql_pipe":
             r = bench_methods.psql_pipe(
-                str(self.source.psql_path), self.conninfo("source"), self.conninfo("target"),
+                str(self.source.psql_path),
+                (self.source.conninfo(self.source_db, self.source.superuser), self.source.password),
+                (self.target.conninfo(self.target_db, self.target.superuser), self.target.password),
                 spec.copy_out("binary").as_string(None), spec.copy_in("binary").as_string(None), timeout,
             )
         elif method in ("original_fdw", "original_copy"):
@@ -384,7 +386,7 @@ def say(text: str, end: str = "\n") -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
-        return bench_methods.worker_main(args.worker)
+        return bench_methods.worker_main()
     bench = Bench(args)
     started = time.monotonic()
     try:

@@ -1,6 +1,6 @@
 """The measured methods. Each runs in a process of its own, so its peak RSS is its own.
 
-``python benchmarks/bench.py --worker '<json spec>'`` runs one Python method (our COPY or FDW load
+``python benchmarks/bench.py --worker`` (a JSON spec on stdin) runs one Python method (our COPY or FDW load
 through ``core.load.load_table``, the original tool's two strategies, Airflow's ``GenericTransfer``)
 and prints one ``BENCH-RESULT {json}`` line. The psql pipe is two psql processes started by the
 parent, which reads their resource usage with ``os.wait4``.
@@ -187,21 +187,23 @@ WORKERS = {"ours": ours, "original_fdw": original_fdw, "original_copy": original
            "generic_transfer": generic_transfer}
 
 
-def worker_main(spec_json: str) -> int:
-    """Entry point of a worker process: run one method, print its result."""
+def worker_main() -> int:
+    """Entry point of a worker process: run the method its stdin describes, print its result."""
     import logging
 
     logging.disable(logging.INFO)  # GenericTransfer logs every 1,000 rows; not part of the measurement
-    spec = json.loads(spec_json)
+    spec = json.loads(sys.stdin.read())
     result = WORKERS[spec["worker"]](spec)
     print(RESULT_MARK + json.dumps(result), flush=True)
     return 0
 
 
 def run_worker(script: str, spec: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Run one method in a fresh Python process; its result, or RuntimeError with its stderr."""
-    proc = subprocess.run([sys.executable, script, "--worker", json.dumps(spec)], capture_output=True, text=True,
-                          timeout=timeout)
+    """Run one method in a fresh Python process; its result, or RuntimeError with its stderr.
+
+    The spec (it holds connection strings) goes through stdin, never the command line."""
+    proc = subprocess.run([sys.executable, script, "--worker"], input=json.dumps(spec), capture_output=True,
+                          text=True, timeout=timeout)
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_MARK):
             return json.loads(line[len(RESULT_MARK):])
@@ -210,18 +212,20 @@ def run_worker(script: str, spec: dict[str, Any], timeout: float) -> dict[str, A
                        f"(exit {proc.returncode}):\n{tail}")
 
 
-def psql_pipe(psql: str, source_conninfo: str, target_conninfo: str, copy_out: str, copy_in: str,
+def psql_pipe(psql: str, source: tuple[str, str], target: tuple[str, str], copy_out: str, copy_in: str,
               timeout: float) -> dict[str, Any]:
     """``psql -c 'COPY ... TO STDOUT' | psql -c 'COPY ... FROM STDIN'``, binary: the practical limit.
 
-    Returns wall time and each psql's peak RSS and CPU (from ``wait4``)."""
+    ``source``/``target``: (conninfo without password, password); the password goes through
+    PGPASSWORD, not the command line. Returns wall time, each psql's peak RSS and CPU."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     base = [psql, "-X", "-v", "ON_ERROR_STOP=1"]
     started = time.monotonic()
     # -q on the sending side: its "COPY n" tag would otherwise follow the data into the pipe.
-    out = subprocess.Popen([*base, "-q", "-d", source_conninfo, "-c", copy_out], stdout=subprocess.PIPE, env=env)
-    into = subprocess.Popen([*base, "-d", target_conninfo, "-c", copy_in], stdin=out.stdout,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    out = subprocess.Popen([*base, "-q", "-d", source[0], "-c", copy_out], stdout=subprocess.PIPE,
+                           env={**env, "PGPASSWORD": source[1]})
+    into = subprocess.Popen([*base, "-d", target[0], "-c", copy_in], stdin=out.stdout,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**env, "PGPASSWORD": target[1]})
     assert out.stdout is not None
     out.stdout.close()
     usage: dict[str, Any] = {}

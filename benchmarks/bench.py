@@ -158,9 +158,9 @@ class Bench:
     @staticmethod
     def _show(conn: Any) -> dict[str, str]:
         with conn, conn.cursor() as cur:
-            cur.execute("SELECT name, setting, unit FROM pg_settings WHERE name = ANY(%s)", (list(REPORTED_SETTINGS),))
-            return {name: f"{setting}{unit or ''}" if unit and unit not in ("8kB",) else setting
-                    for name, setting, unit in cur.fetchall()}
+            cur.execute("SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s) ORDER BY name",
+                        (list(REPORTED_SETTINGS),))
+            return dict(cur.fetchall())
 
     def stop(self) -> None:
         import shutil
@@ -258,6 +258,7 @@ class Bench:
         expected = expected or self.rows[table]
         timeout = self.args.timeout
         load_before = os.getloadavg()[0]
+        cpu_before = cpu_times()
         if method == "copy":
             r = bench_methods.run_worker(self.script, self._ours_spec(table, "copy", "psycopg3", verify=True, **extra),
                                          timeout)
@@ -284,6 +285,7 @@ class Bench:
                 "airflow_env": self._airflow_env()}, timeout)
         else:  # pragma: no cover - parse_args rejects it
             raise ValueError(method)
+        r["steal_percent"] = steal_percent(cpu_before, cpu_times())
         r["target_rows"] = self._target_rows(table)
         r["expected_rows"] = expected
         r["rows_ok"] = r["target_rows"] == expected and r.get("rows", expected) in (expected, -1)
@@ -318,7 +320,7 @@ class Bench:
                     say(f"run {run + 1}/{self.args.runs}: {table:<7} {method:<17}", end="")
                     r = self.measure(table, method)
                     say(f" {r['seconds']:8.2f} s  {r['expected_rows'] / r['seconds']:>12,.0f} rows/s  "
-                        f"peak RSS {r['peak_rss_kb'] / 1024:6.0f} MB")
+                        f"peak RSS {r['peak_rss_kb'] / 1024:6.0f} MB  CPU steal {r['steal_percent']:4.1f}%")
                     self.results["measurements"].append({"run": run + 1, "table": table, "method": method, **r})
 
     def run_experiments(self) -> None:
@@ -377,6 +379,20 @@ class Bench:
             k: {"rows_per_second": v.rows_per_second, "bytes_per_second": v.bytes_per_second}
             for k, v in estimates.THROUGHPUT.items()
         }
+
+
+def cpu_times() -> list[int]:
+    """The machine's aggregate CPU times (/proc/stat): user nice system idle iowait irq softirq steal."""
+    with open("/proc/stat") as f:
+        return [int(x) for x in f.readline().split()[1:9]]
+
+
+def steal_percent(before: list[int], after: list[int]) -> float:
+    """Share of CPU time the hypervisor gave to someone else between two samples (a noisy-neighbour
+    indicator: on a shared VM every measurement is slower when it is high)."""
+    delta = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(delta)
+    return round(100.0 * delta[7] / total, 1) if total > 0 else 0.0
 
 
 def say(text: str, end: str = "\n") -> None:

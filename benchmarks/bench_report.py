@@ -46,6 +46,7 @@ def summarize(results: dict[str, Any]) -> None:
             "mb_per_second": round(moved / 1e6 / seconds, 2) if seconds else 0.0,
             "peak_rss_mb": round(max(m["peak_rss_kb"] for m in ms) / 1024, 1),
             "cpu_seconds": round(_median([m.get("cpu_seconds", 0.0) for m in ms]), 2),
+            "steal_percent": round(_median([m.get("steal_percent", 0.0) for m in ms]), 1),
             "runs": len(ms),
             "all_seconds": [round(m["seconds"], 3) for m in ms],
         }
@@ -158,6 +159,10 @@ def render(results: dict[str, Any]) -> str:
                                                   "max_parallel_maintenance_workers") if k in target_settings))
     params = results.get("parameters", {})
     lines.append(f"Runs: {params.get('runs')} (median reported)")
+    steal = sorted(m["steal_percent"] for m in results.get("measurements", []) if "steal_percent" in m)
+    if steal:
+        lines.append(f"CPU steal (hypervisor) during the measurements: median {_median(steal):.1f}%, "
+                     f"max {steal[-1]:.1f}%")
     for table, methods in results.get("summary", {}).items():
         facts = results.get("tables", {}).get(table, {})
         lines.append("")

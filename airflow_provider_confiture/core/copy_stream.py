@@ -23,7 +23,9 @@ Failure rules, because a half-loaded table must never be committed:
 * this function never commits; any failure raises, and the caller rolls the target back;
 * a source error ends the target's COPY with an error (psycopg 3) or end-of-data (psycopg2), and
   is raised here, so the caller never commits a truncated stream;
-* a target error stops the source side (cancel), and the target's error is the one raised;
+* a target error stops the source side (cancel), and the target's error is the one raised. A
+  server-side error of the target's COPY (a NOT NULL or CHECK violation) only reaches libpq when the
+  COPY ends, so the rest of the source is still read first; a broken target connection stops at once;
 * no progress for ``stall_timeout`` seconds (a network black hole) shuts both sockets down, so the
   task fails with a clear message instead of hanging forever.
 """

@@ -23,9 +23,12 @@ from airflow_provider_confiture.core.report import box_table
 from airflow_provider_confiture.core.validate import validate_table
 
 #: Tables with at least this many rows are split into key ranges that load as separate tasks.
-DEFAULT_SPLIT_THRESHOLD_ROWS = 50_000_000
+#: Measured (docs/benchmarks.md): on one 2-core target two parallel ranges were *slower* than one
+#: whole-table load (a range load cannot set indexes aside and deletes instead of truncating), so
+#: splitting pays only for tables that take a single stream 30+ minutes, spread over several workers.
+DEFAULT_SPLIT_THRESHOLD_ROWS = 500_000_000
 #: Rows per part when a table is split.
-DEFAULT_ROWS_PER_PART = 25_000_000
+DEFAULT_ROWS_PER_PART = 100_000_000
 
 
 @dataclass

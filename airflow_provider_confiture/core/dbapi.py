@@ -116,7 +116,7 @@ def error_text(exc: BaseException) -> str:
         value = diag(exc, field)
         if value:
             parts.append(f"{label}: {value}")
-    return "; ".join(parts)
+    return "; ".join(parts).rstrip(".")  # callers continue the sentence
 
 
 def backend_pid(conn: Any) -> int:

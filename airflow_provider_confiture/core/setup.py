@@ -21,6 +21,18 @@ def source_tables_by_schema(plans: list[TablePlan], source_catalog: catalog.Cata
     return out
 
 
+def ensure_extension_recorded(target_conn: Any) -> bool:
+    """Create postgres_fdw if missing (remembering that setup created it, so cleanup drops it only
+    then). Run before the DDL: a target that cannot have the extension fails before anything is
+    built. Commits. True when this call created it."""
+    state.ensure_state_schema(target_conn)
+    created = fdw.ensure_extension(target_conn)
+    if created:
+        state.set_setting(target_conn, "created_extension", "true")
+    target_conn.commit()
+    return created
+
+
 def setup_link(
     target_conn: Any,
     link: fdw.FdwLink,
@@ -29,10 +41,7 @@ def setup_link(
     options: PlanOptions,
 ) -> dict[str, Any]:
     """Create or refresh extension, server, user mapping and foreign tables. Commits."""
-    state.ensure_state_schema(target_conn)
-    created_extension = fdw.ensure_extension(target_conn)
-    if created_extension:
-        state.set_setting(target_conn, "created_extension", "true")
+    created_extension = ensure_extension_recorded(target_conn)
     server = fdw.ensure_server(target_conn, link)
     mapping = fdw.ensure_user_mapping(target_conn, link)
     state.set_setting(target_conn, "fdw_server", link.server)

@@ -98,6 +98,7 @@ class FdwSetupOperator(ConfitureBaseOperator):
             report["database"] = "created" if created else "exists"
             self.log.info("Target database %r %s", target["dbname"], report["database"])
         with self.both() as (source_conn, target_conn):
+            created_extension = setup.ensure_extension_recorded(target_conn)
             if self.ddl_path:
                 report["ddl"] = target_database.apply_ddl(target_conn, self.ddl_path)
                 self.log.info("DDL applied: %s; already applied: %s",
@@ -106,6 +107,8 @@ class FdwSetupOperator(ConfitureBaseOperator):
                 source_conn, target_conn, mapping, options, as_tables(self.tables)
             )
             report.update(setup.setup_link(target_conn, link, result.plans, source_catalog, options))
+            if created_extension:
+                report["extension"] = "created"
         self.log.info(
             "postgres_fdw link to %s (server %s: %s, user mapping: %s); foreign tables: %s",
             report["fdw_target"], link.server, report["server"], report["user_mapping"], report["foreign_tables"],

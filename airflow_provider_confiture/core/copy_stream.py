@@ -36,7 +36,6 @@ import contextlib
 import fcntl
 import os
 import select
-import socket
 import termios
 import threading
 import time
@@ -317,16 +316,6 @@ def _pump_threaded(source_conn: Any, copy_out_query: Any, target_conn: Any, copy
 
 
 # ------------------------------------------------------------------------------------ entry point
-def _shutdown(conn: Any) -> None:
-    """Break a connection stuck on the network: shutting the socket down wakes any blocked call."""
-    with contextlib.suppress(Exception):
-        sock = socket.socket(fileno=os.dup(conn.fileno()))
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        finally:
-            sock.close()
-
-
 def stream_copy(
     source_conn: Any,
     copy_out_query: Any,
@@ -360,8 +349,8 @@ def stream_copy(
                     hook()
                 if now - last_change >= stall_timeout:
                     stalled.append(now - last_change)
-                    _shutdown(source_conn)
-                    _shutdown(target_conn)
+                    dbapi.shutdown_socket(source_conn)
+                    dbapi.shutdown_socket(target_conn)
                     return
             if progress is not None and now - last_report >= progress_interval:
                 last_report = now

@@ -97,9 +97,7 @@ def restore_foreign_keys(conn: Any, tables: list[QualifiedName] | None = None) -
             dbapi.safe_rollback(conn)
             failures.append(f"{table}.{name}: {dbapi.error_text(exc)}")
     dbapi.safe_rollback(conn)
-    scope = tables if tables is not None else None
-    pending = [fk for fk in _unvalidated(conn, scope)]
-    for fk in pending:
+    for fk in _unvalidated(conn, tables):
         try:
             validate_foreign_key(conn, fk.table, fk.name)
             conn.commit()

@@ -10,7 +10,7 @@ transform using a function or type that exists only on the target cannot; such a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from psycopg import sql
@@ -50,8 +50,6 @@ def _foreign_table_exists(conn: Any, plan: TablePlan) -> bool:
 
 
 def _one_column(plan: TablePlan, index: int) -> TablePlan:
-    from dataclasses import replace
-
     return replace(plan, columns=[plan.columns[index]], where=None)
 
 

@@ -139,16 +139,9 @@ def analyze(
         warnings = list(plan.warnings)
         if not check.link_checked:
             warnings.append("postgres_fdw link not set up yet: the FDW load statement was not checked")
+        strategy = choose_strategy(plan, options.copy_threshold_rows, check.copy_capable, check.copy_problem)
         if not check.copy_capable:
-            if plan.requested_strategy == "copy":
-                from airflow_provider_confiture.core.errors import PlanError
-
-                raise PlanError(
-                    f"entry {plan.key!r}: strategy 'copy' runs the mapping's expressions on the source, where "
-                    f"they fail ({check.copy_problem}); use strategy 'fdw' for this table"
-                )
             warnings.append(f"expressions only valid on the target ({check.copy_problem}): FDW strategy used")
-        strategy = choose_strategy(plan, options.copy_threshold_rows, check.copy_capable)
         parts: list[dict[str, Any]] = []
         if split_threshold_rows > 0 and plan.estimated_rows >= split_threshold_rows:
             count = max(2, -(-plan.estimated_rows // max(rows_per_part, 1)))

@@ -369,9 +369,20 @@ def _fragment_errors(where: str, entry: TableMapping | None) -> list[str]:
     return out
 
 
-def choose_strategy(plan: TablePlan, copy_threshold_rows: int, copy_capable: bool = True) -> str:
-    """``fdw`` or ``copy`` for this table; ``auto`` picks COPY from ``copy_threshold_rows`` rows up."""
+def choose_strategy(
+    plan: TablePlan, copy_threshold_rows: int, copy_capable: bool = True, copy_problem: str | None = None
+) -> str:
+    """``fdw`` or ``copy`` for this table; ``auto`` picks COPY from ``copy_threshold_rows`` rows up.
+
+    COPY runs the mapping's expressions on the source; when they only work on the target
+    (``copy_capable`` False), ``auto`` falls back to FDW and a forced ``copy`` is an error.
+    """
     if plan.requested_strategy == "copy":
+        if not copy_capable:
+            raise PlanError(
+                f"entry {plan.key!r}: strategy 'copy' runs the mapping's expressions on the source, where "
+                f"they fail ({copy_problem}); use strategy 'fdw' for this table"
+            )
         return "copy"
     if plan.requested_strategy == "fdw":
         return "fdw"

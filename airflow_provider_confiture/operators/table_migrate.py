@@ -100,17 +100,12 @@ class TableMigrateOperator(ConfitureBaseOperator):
         with self.both() as (source_conn, target_conn), self._monitor() as monitor:
             plan = plan_migration(source_conn, target_conn, mapping, options, [table])[0].get(table)
             check = validate_table(source_conn, target_conn, plan, mapping.origin or "<mapping>")
-            if not check.copy_capable and plan.requested_strategy == "copy":
-                raise PlanError(
-                    f"entry {plan.key!r}: strategy 'copy' runs the mapping's expressions on the source, where "
-                    f"they fail ({check.copy_problem}); use strategy 'fdw' for this table"
-                )
             strategy = (self.unit or {}).get("strategy")
-            if strategy == "copy" and not check.copy_capable:
-                strategy = "fdw"
             if not strategy:
                 plan.estimated_rows = exact_rows_if_unknown(source_conn, plan)
-                strategy = choose_strategy(plan, options.copy_threshold_rows, check.copy_capable)
+            chosen = choose_strategy(plan, options.copy_threshold_rows, check.copy_capable, check.copy_problem)
+            if not strategy or (strategy == "copy" and not check.copy_capable):
+                strategy = chosen
             for warning in plan.warnings:
                 self.log.warning("%s: %s", plan.label, warning)
             if as_bool(self.dry_run):

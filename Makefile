@@ -18,8 +18,11 @@ venv: $(STAMP)
 postgres:  ## PostgreSQL server binaries (initdb, pg_ctl, postgres_fdw) from the system packages if missing
 	bash scripts/ensure-postgres.sh
 
+LINT_PATHS := airflow_provider_confiture dags tests benchmarks scripts
+
 lint: venv
-	$(BIN)/ruff check airflow_provider_confiture dags tests benchmarks scripts
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 test: venv postgres lint  ## the test command (CI runs exactly this)
 	$(BIN)/python -m pytest -q

@@ -282,8 +282,11 @@ def _spec(
     caller = _caller_file()
     base = Path(caller).parent if caller else Path.cwd()
     dag_params.check_defaults(strategy, copy_threshold_rows)
-    for name, value in (("table_retries", table_retries), ("split_threshold_rows", split_threshold_rows),
-                        ("rows_per_part", rows_per_part)):
+    for name, value in (
+        ("table_retries", table_retries),
+        ("split_threshold_rows", split_threshold_rows),
+        ("rows_per_part", rows_per_part),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{name} must be an integer >= 0, not {value!r}")
     if not source_conn_id or not target_conn_id:
@@ -338,7 +341,7 @@ def _doc_md(dag_id: str, spec: MigrationSpec, cleanup_dag_id: str | None) -> str
 
 Copies the old database (connection `{spec.source_conn_id}`, schema `{spec.source_schema}`) into the new
 one (connection `{spec.target_conn_id}`, schema `{spec.target_schema}`) built from
-`{spec.ddl_path or 'an existing schema'}`, with the column mapping `{spec.mapping_path or '(none)'}`.
+`{spec.ddl_path or "an existing schema"}`, with the column mapping `{spec.mapping_path or "(none)"}`.
 The old database is only read.
 
 {table}
@@ -421,12 +424,24 @@ def create_schema_to_schema_dag(
     if table_retry_delay is None and default_args and default_args.get("retry_delay") is not None:
         table_retry_delay = default_args["retry_delay"]
     spec = _spec(
-        mapping_path=mapping_path, source_conn_id=source_conn_id, target_conn_id=target_conn_id,
-        ddl_path=ddl_path, target_schema=target_schema, source_schema=source_schema,
-        foreign_schema=foreign_schema, table_retries=table_retries, table_retry_delay=table_retry_delay,
-        copy_threshold_rows=copy_threshold_rows, strategy=strategy, split_threshold_rows=split_threshold_rows,
-        rows_per_part=rows_per_part, fdw_conn_id=fdw_conn_id, fdw_host=fdw_host, fdw_port=fdw_port,
-        fdw_dbname=fdw_dbname, fdw_server_name=fdw_server_name,
+        mapping_path=mapping_path,
+        source_conn_id=source_conn_id,
+        target_conn_id=target_conn_id,
+        ddl_path=ddl_path,
+        target_schema=target_schema,
+        source_schema=source_schema,
+        foreign_schema=foreign_schema,
+        table_retries=table_retries,
+        table_retry_delay=table_retry_delay,
+        copy_threshold_rows=copy_threshold_rows,
+        strategy=strategy,
+        split_threshold_rows=split_threshold_rows,
+        rows_per_part=rows_per_part,
+        fdw_conn_id=fdw_conn_id,
+        fdw_host=fdw_host,
+        fdw_port=fdw_port,
+        fdw_dbname=fdw_dbname,
+        fdw_server_name=fdw_server_name,
     )
     cleanup_dag_id = f"{dag_id}_cleanup" if create_cleanup_dag else None
     kwargs = dict(dag_kwargs)
@@ -437,7 +452,9 @@ def create_schema_to_schema_dag(
     kwargs.setdefault("description", f"Schema-to-schema migration {source_conn_id} -> {target_conn_id}")
     params = dict(dag_params.migration_params(strategy, copy_threshold_rows))
     params.update(kwargs.pop("params", None) or {})
-    with DAG(dag_id, schedule=schedule, default_args=dict(default_args or {}), params=params, **kwargs) as dag:
+    with DAG(
+        dag_id, schedule=schedule, default_args=dict(default_args or {}), params=params, **kwargs
+    ) as dag:
         add_migration_tasks(spec)
     if spec.caller_file:
         dag.fileloc = spec.caller_file
@@ -492,15 +509,29 @@ def create_schema_to_schema_task_group(
             "create_schema_to_schema_task_group must be called inside a `with DAG(...)` block (or given dag=)"
         )
     spec = _spec(
-        mapping_path=mapping_path, source_conn_id=source_conn_id, target_conn_id=target_conn_id,
-        ddl_path=ddl_path, target_schema=target_schema, source_schema=source_schema,
-        foreign_schema=foreign_schema, table_retries=table_retries, table_retry_delay=table_retry_delay,
-        copy_threshold_rows=copy_threshold_rows, strategy=strategy, split_threshold_rows=split_threshold_rows,
-        rows_per_part=rows_per_part, fdw_conn_id=fdw_conn_id, fdw_host=fdw_host, fdw_port=fdw_port,
-        fdw_dbname=fdw_dbname, fdw_server_name=fdw_server_name,
+        mapping_path=mapping_path,
+        source_conn_id=source_conn_id,
+        target_conn_id=target_conn_id,
+        ddl_path=ddl_path,
+        target_schema=target_schema,
+        source_schema=source_schema,
+        foreign_schema=foreign_schema,
+        table_retries=table_retries,
+        table_retry_delay=table_retry_delay,
+        copy_threshold_rows=copy_threshold_rows,
+        strategy=strategy,
+        split_threshold_rows=split_threshold_rows,
+        rows_per_part=rows_per_part,
+        fdw_conn_id=fdw_conn_id,
+        fdw_host=fdw_host,
+        fdw_port=fdw_port,
+        fdw_dbname=fdw_dbname,
+        fdw_server_name=fdw_server_name,
     )
     dag_params.add_missing_params(dag, dag_params.migration_params(strategy, copy_threshold_rows))
-    task_group_kwargs.setdefault("tooltip", f"Schema-to-schema migration {source_conn_id} -> {target_conn_id}")
+    task_group_kwargs.setdefault(
+        "tooltip", f"Schema-to-schema migration {source_conn_id} -> {target_conn_id}"
+    )
     with TaskGroup(group_id, **task_group_kwargs) as group:
         add_migration_tasks(spec)
     return group

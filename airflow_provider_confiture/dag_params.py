@@ -38,7 +38,11 @@ def check_defaults(strategy: str, copy_threshold_rows: int) -> None:
     """Refuse bad factory arguments at DAG build time (they become the form's defaults)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy {strategy!r} is not valid: use one of {', '.join(STRATEGIES)}")
-    if isinstance(copy_threshold_rows, bool) or not isinstance(copy_threshold_rows, int) or copy_threshold_rows < 0:
+    if (
+        isinstance(copy_threshold_rows, bool)
+        or not isinstance(copy_threshold_rows, int)
+        or copy_threshold_rows < 0
+    ):
         raise ValueError(f"copy_threshold_rows must be an integer >= 0, not {copy_threshold_rows!r}")
 
 

@@ -52,9 +52,22 @@ BENCH_SETTINGS: dict[str, Any] = {
     "max_wal_size": "8GB",
 }
 REPORTED_SETTINGS = (
-    "server_version", "shared_buffers", "work_mem", "maintenance_work_mem", "max_parallel_maintenance_workers",
-    "max_parallel_workers", "max_worker_processes", "wal_level", "fsync", "synchronous_commit",
-    "full_page_writes", "wal_compression", "max_wal_size", "checkpoint_timeout", "wal_buffers", "jit",
+    "server_version",
+    "shared_buffers",
+    "work_mem",
+    "maintenance_work_mem",
+    "max_parallel_maintenance_workers",
+    "max_parallel_workers",
+    "max_worker_processes",
+    "wal_level",
+    "fsync",
+    "synchronous_commit",
+    "full_page_writes",
+    "wal_compression",
+    "max_wal_size",
+    "checkpoint_timeout",
+    "wal_buffers",
+    "jit",
 )
 
 
@@ -66,15 +79,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--events-rows", type=int)
     p.add_argument("--users-rows", type=int)
     p.add_argument("--generic-rows", type=int, help="rows of the slice GenericTransfer moves (default 1M)")
-    p.add_argument("--memory-rows", type=int,
-                   help="rows of the small narrow load compared with the full one for peak RSS (default 1M)")
-    p.add_argument("--runs", type=int, default=3,
-                   help="repetitions; the median is reported (GenericTransfer and the original COPY run once)")
-    p.add_argument("--tables", default=",".join(DEFAULT_ROWS), help="comma-separated subset of narrow,events,users")
-    p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
+    p.add_argument(
+        "--memory-rows",
+        type=int,
+        help="rows of the small narrow load compared with the full one for peak RSS (default 1M)",
+    )
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=3,
+        help="repetitions; the median is reported (GenericTransfer and the original COPY run once)",
+    )
+    p.add_argument(
+        "--tables", default=",".join(DEFAULT_ROWS), help="comma-separated subset of narrow,events,users"
+    )
+    p.add_argument(
+        "--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}"
+    )
     p.add_argument("--no-experiments", action="store_true", help="skip the memory and index experiments")
-    p.add_argument("--wal-level", default="replica", choices=("replica", "minimal", "logical"),
-                   help="wal_level of both clusters (PostgreSQL's default: replica)")
+    p.add_argument(
+        "--wal-level",
+        default="replica",
+        choices=("replica", "minimal", "logical"),
+        help="wal_level of both clusters (PostgreSQL's default: replica)",
+    )
     p.add_argument("--work-dir", default=str(REPO / ".work" / "bench"), help="where the clusters live")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed for one measurement")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -106,12 +134,19 @@ def machine_info() -> dict[str, Any]:
         for line in f:
             if line.startswith("MemTotal:"):
                 mem_kb = int(line.split()[1])
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        "?",
+    )
     return {
-        "nproc": os.cpu_count(), "memory_gb": round(mem_kb / 1024 / 1024, 1), "cpu": cpu,
-        "kernel": platform.release(), "python": platform.python_version(),
+        "nproc": os.cpu_count(),
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
         "psycopg": f"{psycopg.__version__} ({psycopg.pq.__impl__}, libpq {psycopg.pq.version()})",
-        "psycopg2": psycopg2.__version__.split()[0], "loadavg_at_start": os.getloadavg(),
+        "psycopg2": psycopg2.__version__.split()[0],
+        "loadavg_at_start": os.getloadavg(),
     }
 
 
@@ -127,8 +162,14 @@ class Bench:
         self.script = str(Path(__file__).resolve())
         self.results: dict[str, Any] = {
             "command": " ".join([Path(sys.executable).name, *sys.argv]),
-            "parameters": {"rows": self.rows, "generic_rows": self.generic_rows, "memory_rows": self.memory_rows,
-                           "runs": args.runs, "methods": args.methods, "wal_level": args.wal_level},
+            "parameters": {
+                "rows": self.rows,
+                "generic_rows": self.generic_rows,
+                "memory_rows": self.memory_rows,
+                "runs": args.runs,
+                "methods": args.methods,
+                "wal_level": args.wal_level,
+            },
             "machine": machine_info(),
             "measurements": [],
         }
@@ -158,8 +199,10 @@ class Bench:
     @staticmethod
     def _show(conn: Any) -> dict[str, str]:
         with conn, conn.cursor() as cur:
-            cur.execute("SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s) ORDER BY name",
-                        (list(REPORTED_SETTINGS),))
+            cur.execute(
+                "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s) ORDER BY name",
+                (list(REPORTED_SETTINGS),),
+            )
             return dict(cur.fetchall())
 
     def stop(self) -> None:
@@ -190,17 +233,31 @@ class Bench:
         src = bench_methods.connect("psycopg3", self.conninfo("source"))
         tgt = bench_methods.connect("psycopg3", self.conninfo("target"))
         try:
-            result, source_catalog = plan_migration(src, tgt, parse_mapping_text(self.mapping_text), PlanOptions())
-            link = fdw.FdwLink(host=self.source.host, port=self.source.port, dbname=self.source_db,
-                               user=self.source.superuser, password=self.source.password)
+            result, source_catalog = plan_migration(
+                src, tgt, parse_mapping_text(self.mapping_text), PlanOptions()
+            )
+            link = fdw.FdwLink(
+                host=self.source.host,
+                port=self.source.port,
+                dbname=self.source_db,
+                user=self.source.superuser,
+                password=self.source.password,
+            )
             setup.setup_link(tgt, link, result.plans, source_catalog, PlanOptions())
             self.results["fdw_link"] = {"server": link.server, "fetch_size": link.fetch_size}
         finally:
             src.close()
             tgt.close()
         with self.target.connect(self.target_db) as conn:
-            bench_data.create_reference_server(conn, self.source.host, self.source.port, self.source_db,
-                                               self.source.superuser, self.source.password, list(self.rows))
+            bench_data.create_reference_server(
+                conn,
+                self.source.host,
+                self.source.port,
+                self.source_db,
+                self.source.superuser,
+                self.source.password,
+                list(self.rows),
+            )
         self.results["tables"] = self._table_facts()
 
     def _table_facts(self) -> dict[str, Any]:
@@ -210,11 +267,18 @@ class Bench:
         with self.source.connect(self.source_db) as conn, conn.cursor() as cur:
             for key, rows in self.rows.items():
                 spec = bench_data.TABLES[key]
-                cur.execute("SELECT pg_table_size(%s::regclass), pg_total_relation_size(%s::regclass)",
-                            (spec.source, spec.source))
+                cur.execute(
+                    "SELECT pg_table_size(%s::regclass), pg_total_relation_size(%s::regclass)",
+                    (spec.source, spec.source),
+                )
                 heap, total = cur.fetchone()
-                facts[key] = {"source": spec.source, "target": spec.target, "rows": rows,
-                              "source_table_bytes": heap, "source_total_bytes": total}
+                facts[key] = {
+                    "source": spec.source,
+                    "target": spec.target,
+                    "rows": rows,
+                    "source_table_bytes": heap,
+                    "source_total_bytes": total,
+                }
         return facts
 
     def conninfo(self, side: str) -> str:
@@ -238,16 +302,26 @@ class Bench:
         from psycopg import sql
 
         with self.target.connect(self.target_db) as conn:
-            return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
-                sql.Identifier(bench_data.TABLES[table].target))).fetchone()[0]
+            return conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(bench_data.TABLES[table].target))
+            ).fetchone()[0]
 
     def _ours_spec(self, table: str, strategy: str, driver: str, **extra: Any) -> dict[str, Any]:
         import bench_data
 
         spec = bench_data.TABLES[table]
-        return {"worker": "ours", "strategy": strategy, "driver": driver, "table": table,
-                "source": self.conninfo("source"), "target": self.conninfo("target"),
-                "source_table": spec.source, "target_table": spec.target, "columns": spec.column_string, **extra}
+        return {
+            "worker": "ours",
+            "strategy": strategy,
+            "driver": driver,
+            "table": table,
+            "source": self.conninfo("source"),
+            "target": self.conninfo("target"),
+            "source_table": spec.source,
+            "target_table": spec.target,
+            "columns": spec.column_string,
+            **extra,
+        }
 
     def measure(self, table: str, method: str, expected: int | None = None, **extra: Any) -> dict[str, Any]:
         """Run one method on one table (target emptied first); returns its measurement."""
@@ -260,29 +334,52 @@ class Bench:
         load_before = os.getloadavg()[0]
         cpu_before = cpu_times()
         if method == "copy":
-            r = bench_methods.run_worker(self.script, self._ours_spec(table, "copy", "psycopg3", verify=True, **extra),
-                                         timeout)
+            r = bench_methods.run_worker(
+                self.script, self._ours_spec(table, "copy", "psycopg3", verify=True, **extra), timeout
+            )
         elif method == "copy_psycopg2":
-            r = bench_methods.run_worker(self.script, self._ours_spec(table, "copy", "psycopg2", **extra), timeout)
+            r = bench_methods.run_worker(
+                self.script, self._ours_spec(table, "copy", "psycopg2", **extra), timeout
+            )
         elif method == "fdw":
-            r = bench_methods.run_worker(self.script, self._ours_spec(table, "fdw", "psycopg3", **extra), timeout)
+            r = bench_methods.run_worker(
+                self.script, self._ours_spec(table, "fdw", "psycopg3", **extra), timeout
+            )
         elif method == "psql_pipe":
             r = bench_methods.psql_pipe(
                 str(self.source.psql_path),
                 (self.source.conninfo(self.source_db, self.source.superuser), self.source.password),
                 (self.target.conninfo(self.target_db, self.target.superuser), self.target.password),
-                spec.copy_out("binary").as_string(None), spec.copy_in("binary").as_string(None), timeout,
+                spec.copy_out("binary").as_string(None),
+                spec.copy_in("binary").as_string(None),
+                timeout,
             )
         elif method in ("original_fdw", "original_copy"):
-            r = bench_methods.run_worker(self.script, {
-                "worker": method, "table": table, "target": self.conninfo("target"),
-                "foreign_schema": bench_data.REFERENCE_SCHEMA}, timeout)
+            r = bench_methods.run_worker(
+                self.script,
+                {
+                    "worker": method,
+                    "table": table,
+                    "target": self.conninfo("target"),
+                    "foreign_schema": bench_data.REFERENCE_SCHEMA,
+                },
+                timeout,
+            )
         elif method == "generic_transfer":
             expected = min(self.generic_rows, self.rows[table])
-            r = bench_methods.run_worker(self.script, {
-                "worker": "generic_transfer", "table": table, "limit_id": expected, "expected_rows": expected,
-                "source_conn_id": "bench_source", "target_conn_id": "bench_target",
-                "airflow_env": self._airflow_env()}, timeout)
+            r = bench_methods.run_worker(
+                self.script,
+                {
+                    "worker": "generic_transfer",
+                    "table": table,
+                    "limit_id": expected,
+                    "expected_rows": expected,
+                    "source_conn_id": "bench_source",
+                    "target_conn_id": "bench_target",
+                    "airflow_env": self._airflow_env(),
+                },
+                timeout,
+            )
         else:  # pragma: no cover - parse_args rejects it
             raise ValueError(method)
         r["steal_percent"] = steal_percent(cpu_before, cpu_times())
@@ -291,8 +388,10 @@ class Bench:
         r["rows_ok"] = r["target_rows"] == expected and r.get("rows", expected) in (expected, -1)
         r["loadavg_before"] = round(load_before, 2)
         if not r["rows_ok"]:
-            raise RuntimeError(f"{method} on {table}: target holds {r['target_rows']} rows, expected {expected} "
-                               f"(method reported {r.get('rows')})")
+            raise RuntimeError(
+                f"{method} on {table}: target holds {r['target_rows']} rows, expected {expected} "
+                f"(method reported {r.get('rows')})"
+            )
         return r
 
     def _airflow_home(self) -> Path:
@@ -301,14 +400,26 @@ class Bench:
     def _airflow_env(self) -> dict[str, str]:
         home = self._airflow_home()
         home.mkdir(parents=True, exist_ok=True)
-        env = {"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-               "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-               "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
-        for conn_id, cluster, db in (("bench_source", self.source, self.source_db),
-                                     ("bench_target", self.target, self.target_db)):
-            env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps({
-                "conn_type": "postgres", "host": cluster.host, "port": cluster.port, "login": cluster.superuser,
-                "password": cluster.password, "schema": db})
+        env = {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        }
+        for conn_id, cluster, db in (
+            ("bench_source", self.source, self.source_db),
+            ("bench_target", self.target, self.target_db),
+        ):
+            env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(
+                {
+                    "conn_type": "postgres",
+                    "host": cluster.host,
+                    "port": cluster.port,
+                    "login": cluster.superuser,
+                    "password": cluster.password,
+                    "schema": db,
+                }
+            )
         return env
 
     def run_methods(self) -> None:
@@ -319,9 +430,13 @@ class Bench:
                         continue
                     say(f"run {run + 1}/{self.args.runs}: {table:<7} {method:<17}", end="")
                     r = self.measure(table, method)
-                    say(f" {r['seconds']:8.2f} s  {r['expected_rows'] / r['seconds']:>12,.0f} rows/s  "
-                        f"peak RSS {r['peak_rss_kb'] / 1024:6.0f} MB  CPU steal {r['steal_percent']:4.1f}%")
-                    self.results["measurements"].append({"run": run + 1, "table": table, "method": method, **r})
+                    say(
+                        f" {r['seconds']:8.2f} s  {r['expected_rows'] / r['seconds']:>12,.0f} rows/s  "
+                        f"peak RSS {r['peak_rss_kb'] / 1024:6.0f} MB  CPU steal {r['steal_percent']:4.1f}%"
+                    )
+                    self.results["measurements"].append(
+                        {"run": run + 1, "table": table, "method": method, **r}
+                    )
 
     def run_experiments(self) -> None:
         """Peak RSS at two sizes, and index build after the data vs indexes maintained during the load."""
@@ -369,7 +484,9 @@ class Bench:
         out = {}
         for t in analysis.tables:
             out[t.key] = {
-                "rows": t.rows, "bytes": t.bytes, "strategy": t.strategy,
+                "rows": t.rows,
+                "bytes": t.bytes,
+                "strategy": t.strategy,
                 "estimated_seconds": round(t.estimated_seconds, 2),
                 "copy": round(estimates.estimate_seconds("copy", t.rows, t.bytes), 2),
                 "fdw": round(estimates.estimate_seconds("fdw", t.rows, t.bytes), 2),

@@ -47,7 +47,9 @@ class TableSpec:
 
     def copy_in(self, fmt: str) -> sql.Composable:
         return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT {})").format(
-            sql.Identifier(self.target), sql.SQL(", ").join(map(sql.Identifier, self.target_columns)), sql.SQL(fmt)
+            sql.Identifier(self.target),
+            sql.SQL(", ").join(map(sql.Identifier, self.target_columns)),
+            sql.SQL(fmt),
         )
 
     def insert_select(self, foreign_schema: str) -> sql.Composable:
@@ -163,9 +165,12 @@ def build_target(conn: Any, keys: list[str]) -> None:
 
 def add_events_indexes(conn: Any) -> None:
     for name, cols in EVENTS_SECONDARY_INDEXES:
-        run(conn, sql.SQL("CREATE INDEX {} ON {} ({})").format(
-            sql.Identifier(name), sql.Identifier("events"), sql.SQL(", ").join(map(sql.Identifier, cols))
-        ))
+        run(
+            conn,
+            sql.SQL("CREATE INDEX {} ON {} ({})").format(
+                sql.Identifier(name), sql.Identifier("events"), sql.SQL(", ").join(map(sql.Identifier, cols))
+            ),
+        )
 
 
 def drop_events_indexes(conn: Any) -> None:
@@ -183,21 +188,33 @@ def index_definitions(conn: Any, table: str) -> list[tuple[str, str]]:
         return list(cur.fetchall())
 
 
-def create_reference_server(conn: Any, host: str, port: int, dbname: str, user: str, password: str,
-                            tables: list[str]) -> None:
+def create_reference_server(
+    conn: Any, host: str, port: int, dbname: str, user: str, password: str, tables: list[str]
+) -> None:
     """A postgres_fdw server exactly as the original creates it: host, port, dbname, nothing else
     (so fetch_size stays at postgres_fdw's default of 100), and its own foreign schema."""
     run(conn, sql.SQL("DROP SERVER IF EXISTS {} CASCADE").format(sql.Identifier(REFERENCE_SERVER)))
     run(conn, sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(REFERENCE_SCHEMA)))
-    run(conn, sql.SQL("CREATE SERVER {} FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host {}, port {}, dbname {})").format(
-        sql.Identifier(REFERENCE_SERVER), sql.Literal(host), sql.Literal(str(port)), sql.Literal(dbname)
-    ))
-    run(conn, sql.SQL("CREATE USER MAPPING FOR CURRENT_USER SERVER {} OPTIONS (user {}, password {})").format(
-        sql.Identifier(REFERENCE_SERVER), sql.Literal(user), sql.Literal(password)
-    ))
+    run(
+        conn,
+        sql.SQL(
+            "CREATE SERVER {} FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host {}, port {}, dbname {})"
+        ).format(
+            sql.Identifier(REFERENCE_SERVER), sql.Literal(host), sql.Literal(str(port)), sql.Literal(dbname)
+        ),
+    )
+    run(
+        conn,
+        sql.SQL("CREATE USER MAPPING FOR CURRENT_USER SERVER {} OPTIONS (user {}, password {})").format(
+            sql.Identifier(REFERENCE_SERVER), sql.Literal(user), sql.Literal(password)
+        ),
+    )
     run(conn, sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(REFERENCE_SCHEMA)))
-    run(conn, sql.SQL("IMPORT FOREIGN SCHEMA public LIMIT TO ({}) FROM SERVER {} INTO {}").format(
-        sql.SQL(", ").join(sql.Identifier(TABLES[k].source) for k in tables),
-        sql.Identifier(REFERENCE_SERVER),
-        sql.Identifier(REFERENCE_SCHEMA),
-    ))
+    run(
+        conn,
+        sql.SQL("IMPORT FOREIGN SCHEMA public LIMIT TO ({}) FROM SERVER {} INTO {}").format(
+            sql.SQL(", ").join(sql.Identifier(TABLES[k].source) for k in tables),
+            sql.Identifier(REFERENCE_SERVER),
+            sql.Identifier(REFERENCE_SCHEMA),
+        ),
+    )

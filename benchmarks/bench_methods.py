@@ -59,11 +59,15 @@ def connect(driver: str, conninfo: str, *, read_only: bool = False) -> Any:
     settings["idle_in_transaction_session_timeout"] = "15min"
     if read_only:
         settings["default_transaction_read_only"] = "on"
-    options = " ".join(f"-c {k}={str(v).replace(' ', chr(92) + ' ')}" for k, v in settings.items() if v is not None)
+    options = " ".join(
+        f"-c {k}={str(v).replace(' ', chr(92) + ' ')}" for k, v in settings.items() if v is not None
+    )
     if driver == "psycopg3":
         import psycopg
 
-        conn = psycopg.connect(conninfo, autocommit=False, options=options, application_name="confiture-bench")
+        conn = psycopg.connect(
+            conninfo, autocommit=False, options=options, application_name="confiture-bench"
+        )
     elif driver == "psycopg2":
         import psycopg2
 
@@ -82,8 +86,9 @@ def _plan(src: Any, tgt: Any, spec: dict[str, Any]) -> Any:
     from airflow_provider_confiture.core.analyze import plan_migration
     from airflow_provider_confiture.core.plan import PlanOptions
 
-    one = mapping.one_table_mapping(spec["source_table"], spec["target_table"], spec.get("columns"),
-                                    where=spec.get("where"))
+    one = mapping.one_table_mapping(
+        spec["source_table"], spec["target_table"], spec.get("columns"), where=spec.get("where")
+    )
     return plan_migration(src, tgt, one, PlanOptions(), [spec["target_table"]])[0].get(spec["target_table"])
 
 
@@ -102,8 +107,13 @@ def ours(spec: dict[str, Any]) -> dict[str, Any]:
     seconds = time.monotonic() - started
     cpu1, peak = _usage()
     out: dict[str, Any] = {
-        "rows": result.rows, "seconds": seconds, "bytes": result.bytes, "copy_format": result.copy_format,
-        "peak_rss_kb": peak, "base_rss_kb": base, "cpu_seconds": cpu1 - cpu0,
+        "rows": result.rows,
+        "seconds": seconds,
+        "bytes": result.bytes,
+        "copy_format": result.copy_format,
+        "peak_rss_kb": peak,
+        "base_rss_kb": base,
+        "cpu_seconds": cpu1 - cpu0,
         "set_aside": result.set_aside,
     }
     if spec.get("verify"):
@@ -133,7 +143,13 @@ def original_fdw(spec: dict[str, Any]) -> dict[str, Any]:
     seconds = time.monotonic() - started
     cpu1, peak = _usage()
     tgt.close()
-    return {"rows": rows, "seconds": seconds, "peak_rss_kb": peak, "base_rss_kb": base, "cpu_seconds": cpu1 - cpu0}
+    return {
+        "rows": rows,
+        "seconds": seconds,
+        "peak_rss_kb": peak,
+        "base_rss_kb": base,
+        "cpu_seconds": cpu1 - cpu0,
+    }
 
 
 def original_copy(spec: dict[str, Any]) -> dict[str, Any]:
@@ -158,8 +174,14 @@ def original_copy(spec: dict[str, Any]) -> dict[str, Any]:
     seconds = time.monotonic() - started
     cpu1, peak = _usage()
     tgt.close()
-    return {"rows": rows, "seconds": seconds, "bytes": buffered.tell(), "peak_rss_kb": peak, "base_rss_kb": base,
-            "cpu_seconds": cpu1 - cpu0}
+    return {
+        "rows": rows,
+        "seconds": seconds,
+        "bytes": buffered.tell(),
+        "peak_rss_kb": peak,
+        "base_rss_kb": base,
+        "cpu_seconds": cpu1 - cpu0,
+    }
 
 
 def generic_transfer(spec: dict[str, Any]) -> dict[str, Any]:
@@ -171,20 +193,34 @@ def generic_transfer(spec: dict[str, Any]) -> dict[str, Any]:
     from airflow.providers.common.sql.operators.generic_transfer import GenericTransfer
 
     query = table.source_select(spec["limit_id"]).as_string(None)
-    op = GenericTransfer(task_id=f"generic_{table.key}", sql=query, destination_table=table.target,
-                         source_conn_id=spec["source_conn_id"], destination_conn_id=spec["target_conn_id"])
+    op = GenericTransfer(
+        task_id=f"generic_{table.key}",
+        sql=query,
+        destination_table=table.target,
+        source_conn_id=spec["source_conn_id"],
+        destination_conn_id=spec["target_conn_id"],
+    )
     base = rss_kb()
     cpu0, _ = _usage()
     started = time.monotonic()
     op.execute({})
     seconds = time.monotonic() - started
     cpu1, peak = _usage()
-    return {"rows": spec["expected_rows"], "seconds": seconds, "peak_rss_kb": peak, "base_rss_kb": base,
-            "cpu_seconds": cpu1 - cpu0}
+    return {
+        "rows": spec["expected_rows"],
+        "seconds": seconds,
+        "peak_rss_kb": peak,
+        "base_rss_kb": base,
+        "cpu_seconds": cpu1 - cpu0,
+    }
 
 
-WORKERS = {"ours": ours, "original_fdw": original_fdw, "original_copy": original_copy,
-           "generic_transfer": generic_transfer}
+WORKERS = {
+    "ours": ours,
+    "original_fdw": original_fdw,
+    "original_copy": original_copy,
+    "generic_transfer": generic_transfer,
+}
 
 
 def worker_main() -> int:
@@ -202,18 +238,26 @@ def run_worker(script: str, spec: dict[str, Any], timeout: float) -> dict[str, A
     """Run one method in a fresh Python process; its result, or RuntimeError with its stderr.
 
     The spec (it holds connection strings) goes through stdin, never the command line."""
-    proc = subprocess.run([sys.executable, script, "--worker"], input=json.dumps(spec), capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, script, "--worker"],
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_MARK):
-            return json.loads(line[len(RESULT_MARK):])
+            return json.loads(line[len(RESULT_MARK) :])
     tail = "\n".join((proc.stderr or proc.stdout).splitlines()[-30:])
-    raise RuntimeError(f"benchmark worker {spec.get('worker')} on {spec.get('table')} failed "
-                       f"(exit {proc.returncode}):\n{tail}")
+    raise RuntimeError(
+        f"benchmark worker {spec.get('worker')} on {spec.get('table')} failed "
+        f"(exit {proc.returncode}):\n{tail}"
+    )
 
 
-def psql_pipe(psql: str, source: tuple[str, str], target: tuple[str, str], copy_out: str, copy_in: str,
-              timeout: float) -> dict[str, Any]:
+def psql_pipe(
+    psql: str, source: tuple[str, str], target: tuple[str, str], copy_out: str, copy_in: str, timeout: float
+) -> dict[str, Any]:
     """``psql -c 'COPY ... TO STDOUT' | psql -c 'COPY ... FROM STDIN'``, binary: the practical limit.
 
     ``source``/``target``: (conninfo without password, password); the password goes through
@@ -222,10 +266,18 @@ def psql_pipe(psql: str, source: tuple[str, str], target: tuple[str, str], copy_
     base = [psql, "-X", "-v", "ON_ERROR_STOP=1"]
     started = time.monotonic()
     # -q on the sending side: its "COPY n" tag would otherwise follow the data into the pipe.
-    out = subprocess.Popen([*base, "-q", "-d", source[0], "-c", copy_out], stdout=subprocess.PIPE,
-                           env={**env, "PGPASSWORD": source[1]})
-    into = subprocess.Popen([*base, "-d", target[0], "-c", copy_in], stdin=out.stdout,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**env, "PGPASSWORD": target[1]})
+    out = subprocess.Popen(
+        [*base, "-q", "-d", source[0], "-c", copy_out],
+        stdout=subprocess.PIPE,
+        env={**env, "PGPASSWORD": source[1]},
+    )
+    into = subprocess.Popen(
+        [*base, "-d", target[0], "-c", copy_in],
+        stdin=out.stdout,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**env, "PGPASSWORD": target[1]},
+    )
     assert out.stdout is not None
     out.stdout.close()
     usage: dict[str, Any] = {}
@@ -250,11 +302,14 @@ def psql_pipe(psql: str, source: tuple[str, str], target: tuple[str, str], copy_
     seconds = time.monotonic() - started
     stdout, stderr = into.communicate()
     if out.returncode or into.returncode:
-        raise RuntimeError(f"psql pipe failed ({out.returncode}, {into.returncode}): {stderr.decode()[-2000:]}")
+        raise RuntimeError(
+            f"psql pipe failed ({out.returncode}, {into.returncode}): {stderr.decode()[-2000:]}"
+        )
     text = stdout.decode().strip()
     rows = int(text.split()[-1]) if text.startswith("COPY") else -1
     return {
-        "rows": rows, "seconds": seconds,
+        "rows": rows,
+        "seconds": seconds,
         "peak_rss_kb": max(peak.values()),
         "peak_rss_kb_each": peak,
         "cpu_seconds": sum(u.ru_utime + u.ru_stime for u in usage.values()),

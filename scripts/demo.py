@@ -131,7 +131,9 @@ def airflow_cmd() -> list[str]:
 
 def migrate_metadata_db(env: dict[str, str]) -> None:
     AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
-    res = subprocess.run([*airflow_cmd(), "db", "migrate"], env=env, capture_output=True, text=True, timeout=900)
+    res = subprocess.run(
+        [*airflow_cmd(), "db", "migrate"], env=env, capture_output=True, text=True, timeout=900
+    )
     if res.returncode != 0:
         raise SystemExit(f"airflow db migrate failed:\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}")
 
@@ -167,9 +169,12 @@ def run_dags_test(env: dict[str, str]) -> int:
     """``airflow dags test``: full output to the log file, progress lines on the console."""
     cmd = [*airflow_cmd(), "dags", "test", DAG_ID]
     say(f"    $ airflow dags test {DAG_ID}    (full output: {DAGS_TEST_LOG.relative_to(REPO)})")
-    with DAGS_TEST_LOG.open("w") as log, subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-    ) as proc:
+    with (
+        DAGS_TEST_LOG.open("w") as log,
+        subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        ) as proc,
+    ):
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)
@@ -212,7 +217,12 @@ def read_run() -> dict[str, Any]:
             key=lambda t: (t["start"] is None, t["start"] or 0, t["map_index"]),
         )
         xcoms = [
-            {"task_id": x.task_id, "map_index": x.map_index, "key": x.key, "value": XComModel.deserialize_value(x)}
+            {
+                "task_id": x.task_id,
+                "map_index": x.map_index,
+                "key": x.key,
+                "value": XComModel.deserialize_value(x),
+            }
             for x in session.scalars(
                 select(XComModel).where(XComModel.dag_id == DAG_ID, XComModel.run_id == run.run_id)
             ).all()
@@ -220,7 +230,9 @@ def read_run() -> dict[str, Any]:
         return {
             "run_id": run.run_id,
             "state": str(run.state.value if hasattr(run.state, "value") else run.state),
-            "seconds": (run.end_date - run.start_date).total_seconds() if run.end_date and run.start_date else None,
+            "seconds": (run.end_date - run.start_date).total_seconds()
+            if run.end_date and run.start_date
+            else None,
             "tasks": tasks,
             "xcoms": xcoms,
         }
@@ -308,11 +320,16 @@ def report(run: dict[str, Any], timings: dict[str, float], seeded: dict[str, int
     say(f"  old database  : {sum(seeded.values()):,} rows seeded in {len(seeded)} tables")
     if loads:
         strategies = ", ".join(f"{r.get('table', '?').split('.')[-1]} {r.get('strategy')}" for r in loads)
-        say(f"  migrated      : {rows:,} rows in {len(loads)} table loads, {load_s:.1f} s of loading "
-            f"({rows / load_s if load_s else 0:,.0f} rows/s) [{strategies}]")
+        say(
+            f"  migrated      : {rows:,} rows in {len(loads)} table loads, {load_s:.1f} s of loading "
+            f"({rows / load_s if load_s else 0:,.0f} rows/s) [{strategies}]"
+        )
     say(f"  verified      : {equal}/{len(checks)} tables equal (row counts and content checksums)")
-    failed = [t["task_id"] + (f" [{t['label'] or t['map_index']}]" if t["map_index"] >= 0 else "")
-              for t in run["tasks"] if t["state"] == "failed"]
+    failed = [
+        t["task_id"] + (f" [{t['label'] or t['map_index']}]" if t["map_index"] >= 0 else "")
+        for t in run["tasks"]
+        if t["state"] == "failed"
+    ]
     if failed:
         say(f"  failed tasks  : {', '.join(failed)} (details: {DAGS_TEST_LOG.relative_to(REPO)})")
     run_s = f"{run['seconds']:.1f} s" if run.get("seconds") is not None else "?"
@@ -329,12 +346,14 @@ def print_keep_instructions(old: PostgresCluster, new: PostgresCluster) -> None:
     load_env = f"cd {shlex.quote(str(REPO))} && set -a && . {env_file} && set +a"
     say()
     say("The clusters are still running (--keep):")
-    say(f"  old: 127.0.0.1:{old.port}/{OLD_DB}   new: 127.0.0.1:{new.port}/{NEW_DB}   "
-        f"(user {old.superuser}; passwords in {env_file}, mode 0600)")
+    say(
+        f"  old: 127.0.0.1:{old.port}/{OLD_DB}   new: 127.0.0.1:{new.port}/{NEW_DB}   "
+        f"(user {old.superuser}; passwords in {env_file}, mode 0600)"
+    )
     say("Open the same DAG in the Airflow UI at http://localhost:8080 (no login; Ctrl-C stops it):")
-    say(f"  {load_env} && PATH={shlex.quote(str(bin_dir))}:\"$PATH\" airflow standalone")
+    say(f'  {load_env} && PATH={shlex.quote(str(bin_dir))}:"$PATH" airflow standalone')
     say("Look at the databases:")
-    say(f"  {load_env} && psql \"$AIRFLOW_CONN_CONFITURE_TARGET\"     (or ..._SOURCE)")
+    say(f'  {load_env} && psql "$AIRFLOW_CONN_CONFITURE_TARGET"     (or ..._SOURCE)')
     say("Stop the clusters: run `make demo` again (it stops them first), or:")
     for cluster in (old, new):
         stop = f"{cluster.bin_dir / 'pg_ctl'} -D {cluster.data_dir} stop"
@@ -343,11 +362,20 @@ def print_keep_instructions(old: PostgresCluster, new: PostgresCluster) -> None:
 
 # --------------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run the example migration DAG end to end on two local clusters.")
-    parser.add_argument("--rows", type=int, default=seed_demo.DEFAULT_ROWS,
-                        help=f"rows in the largest old table (default {seed_demo.DEFAULT_ROWS:,})")
-    parser.add_argument("--keep", action="store_true",
-                        help="leave the clusters running and print how to open the DAG in the Airflow UI")
+    parser = argparse.ArgumentParser(
+        description="Run the example migration DAG end to end on two local clusters."
+    )
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=seed_demo.DEFAULT_ROWS,
+        help=f"rows in the largest old table (default {seed_demo.DEFAULT_ROWS:,})",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the clusters running and print how to open the DAG in the Airflow UI",
+    )
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -367,7 +395,11 @@ def main(argv: list[str] | None = None) -> int:
         settings = airflow_env(old, new)
         write_env_file(settings)
         env = process_env(settings)
-        with step(f"Airflow home {AIRFLOW_HOME.relative_to(REPO)} (SQLite): airflow db migrate", "airflow db migrate", timings):
+        with step(
+            f"Airflow home {AIRFLOW_HOME.relative_to(REPO)} (SQLite): airflow db migrate",
+            "airflow db migrate",
+            timings,
+        ):
             migrate_metadata_db(env)
         with step(f"Running the DAG {DAG_ID!r} end to end", "airflow dags test", timings):
             rc = run_dags_test(env)
@@ -390,7 +422,9 @@ def main(argv: list[str] | None = None) -> int:
         if not keep:
             new.stop()
             old.stop()
-            say("Clusters stopped (run with --keep to leave them running and open the DAG in the Airflow UI).")
+            say(
+                "Clusters stopped (run with --keep to leave them running and open the DAG in the Airflow UI)."
+            )
 
 
 if __name__ == "__main__":

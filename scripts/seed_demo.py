@@ -230,7 +230,9 @@ def seed(conn: Any, rows: int = DEFAULT_ROWS, *, create_schema: bool = True) -> 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("conninfo", nargs="?", help="libpq connection string or URI of the old database")
-    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows in order_line, the largest table")
+    parser.add_argument(
+        "--rows", type=int, default=DEFAULT_ROWS, help="rows in order_line, the largest table"
+    )
     parser.add_argument("--no-schema", action="store_true", help="the old schema already exists: only seed")
     parser.add_argument("--sql", action="store_true", help="print the seed statements for psql and exit")
     args = parser.parse_args(argv)

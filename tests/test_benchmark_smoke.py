@@ -19,11 +19,31 @@ def test_benchmark_script_runs_small_and_reports_every_method(tmp_path):
     out = tmp_path / "bench.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}  # the script sets its own
     proc = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "bench.py"),
-         "--narrow-rows", str(TABLES["narrow"]), "--events-rows", str(TABLES["events"]),
-         "--users-rows", str(TABLES["users"]), "--generic-rows", "700", "--memory-rows", "500",
-         "--runs", "1", "--work-dir", str(REPO / ".work" / "bench-smoke"), "--out", str(out)],
-        capture_output=True, text=True, timeout=600, env=env, cwd=REPO,
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "bench.py"),
+            "--narrow-rows",
+            str(TABLES["narrow"]),
+            "--events-rows",
+            str(TABLES["events"]),
+            "--users-rows",
+            str(TABLES["users"]),
+            "--generic-rows",
+            "700",
+            "--memory-rows",
+            "500",
+            "--runs",
+            "1",
+            "--work-dir",
+            str(REPO / ".work" / "bench-smoke"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=REPO,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = json.loads(out.read_text())

@@ -12,12 +12,15 @@ users:
 """
 
 
-def test_dry_run_before_first_setup_creates_nothing_and_explains(source_db, pg_target, airflow_conn, run_dag,
-                                                                  tmp_path, capfd):
+def test_dry_run_before_first_setup_creates_nothing_and_explains(
+    source_db, pg_target, airflow_conn, run_dag, tmp_path, capfd
+):
     from airflow_provider_confiture import create_schema_to_schema_dag
 
-    source_db.execute("CREATE TABLE old_users (id int PRIMARY KEY, full_name text);"
-                      "INSERT INTO old_users SELECT g, 'n' || g FROM generate_series(1, 50) g;")
+    source_db.execute(
+        "CREATE TABLE old_users (id int PRIMARY KEY, full_name text);"
+        "INSERT INTO old_users SELECT g, 'n' || g FROM generate_series(1, 50) g;"
+    )
     (tmp_path / "ddl").mkdir()
     (tmp_path / "ddl" / "01.sql").write_text("CREATE TABLE users (id int PRIMARY KEY, display_name text);")
     (tmp_path / "mapping.yaml").write_text(MAPPING)

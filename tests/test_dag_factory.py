@@ -97,8 +97,11 @@ def xcom(run, task_id: str, map_index: int = -1, key: str = "return_value"):
     with create_session() as session:
         value = session.scalar(
             select(XComModel.value).where(
-                XComModel.dag_id == run.dag_id, XComModel.run_id == run.run_id, XComModel.task_id == task_id,
-                XComModel.map_index == map_index, XComModel.key == key,
+                XComModel.dag_id == run.dag_id,
+                XComModel.run_id == run.run_id,
+                XComModel.task_id == task_id,
+                XComModel.map_index == map_index,
+                XComModel.key == key,
             )
         )
     import json
@@ -139,7 +142,9 @@ def test_full_run_dry_run_tables_param_rerun_and_cleanup(migration, source_db, t
     assert run.state == "success", run.state
     assert states(run, "table.migrate") == {label: "success" for label in ALL_LABELS}
     assert states(run, "table.verify") == {label: "success" for label in ALL_LABELS}
-    verify_labels = [ti.rendered_map_index for (t, _), ti in task_instances(run).items() if t == "table.verify"]
+    verify_labels = [
+        ti.rendered_map_index for (t, _), ti in task_instances(run).items() if t == "table.verify"
+    ]
     assert sorted(verify_labels) == sorted(ALL_LABELS)
     assert {u["strategy"] for u in xcom(run, "analyze")} == {"fdw"}  # auto, below the default 10,000 rows
     assert target_db.execute("SELECT count(*), min(display_name), max(id) FROM users") == [(3000, "n1", 3000)]
@@ -155,7 +160,9 @@ def test_full_run_dry_run_tables_param_rerun_and_cleanup(migration, source_db, t
     assert "Table Analysis" in log and "users [2/3]" in log
 
     # 2. dry run: the target is not touched (a changed row stays changed, no FK dropped)
-    target_db.execute("UPDATE tags SET name = 'changed' WHERE id = 1; UPDATE users SET email = 'x' WHERE id = 7")
+    target_db.execute(
+        "UPDATE tags SET name = 'changed' WHERE id = 1; UPDATE users SET email = 'x' WHERE id = 7"
+    )
     before = {t: snapshot(target_db, t) for t in ("users", "posts", "tags")}
     run = run_dag(build(migration, "dagf_life"), run_conf={"dry_run": True})
     assert run.state == "success", run.state
@@ -165,8 +172,10 @@ def test_full_run_dry_run_tables_param_rerun_and_cleanup(migration, source_db, t
     assert migrate["dry_run"] is True and migrate["statements"]
 
     # 3. tables param (with strategy copy, no checksum): only tags is re-synced; users keeps its changed row
-    run = run_dag(build(migration, "dagf_life"),
-                  run_conf={"tables": ["tags"], "strategy": "copy", "skip_checksum": True})
+    run = run_dag(
+        build(migration, "dagf_life"),
+        run_conf={"tables": ["tags"], "strategy": "copy", "skip_checksum": True},
+    )
     assert run.state == "success", run.state
     assert states(run, "table.migrate") == {"tags": "success"}
     assert xcom(run, "table.migrate", 0)["strategy"] == "copy"
@@ -202,10 +211,15 @@ def test_failed_table_makes_run_red_and_repairs_alone(migration, source_db, targ
     run = run_dag(dag)
     assert run.state == "failed", run.state
     assert states(run, "table.migrate") == {**{label: "success" for label in ALL_LABELS}, "posts": "failed"}
-    assert states(run, "table.verify") == {**{label: "success" for label in ALL_LABELS}, "posts": "upstream_failed"}
+    assert states(run, "table.verify") == {
+        **{label: "success" for label in ALL_LABELS},
+        "posts": "upstream_failed",
+    }
     tis = task_instances(run)
     assert tis[("finalize", -1)].state == tis[("summary", -1)].state == "upstream_failed"
-    posts_index = next(m for (t, m), ti in tis.items() if t == "table.migrate" and ti.rendered_map_index == "posts")
+    posts_index = next(
+        m for (t, m), ti in tis.items() if t == "table.migrate" and ti.rendered_map_index == "posts"
+    )
     assert tis[("table.migrate", posts_index)].try_number == 2  # retried alone, once
     assert {ti.try_number for (t, m), ti in tis.items() if t == "table.migrate" and m != posts_index} == {1}
     # the other tables are migrated; posts is untouched (its load rolled back); its FK still set aside
@@ -239,7 +253,11 @@ def test_invalid_params_are_refused(migration, target_db, run_dag):
 
     dag = build(migration, "dagf_params")
     assert dag.params.validate() == {
-        "tables": [], "strategy": "auto", "copy_threshold_rows": 10_000, "dry_run": False, "skip_checksum": False,
+        "tables": [],
+        "strategy": "auto",
+        "copy_threshold_rows": 10_000,
+        "dry_run": False,
+        "skip_checksum": False,
     }
     for name in ("tables", "strategy", "copy_threshold_rows", "dry_run", "skip_checksum"):
         param = dag.params.get_param(name)
@@ -269,8 +287,9 @@ def test_invalid_params_are_refused(migration, target_db, run_dag):
     # factory arguments become the form's defaults: invalid ones fail at DAG build
     for bad_args in ({"strategy": "fast"}, {"copy_threshold_rows": -5}, {"table_retries": -1}):
         with pytest.raises(ValueError, match=next(iter(bad_args))):
-            create_schema_to_schema_dag("dagf_bad_args", mapping_path=None, source_conn_id="s",
-                                        target_conn_id="t", **bad_args)
+            create_schema_to_schema_dag(
+                "dagf_bad_args", mapping_path=None, source_conn_id="s", target_conn_id="t", **bad_args
+            )
 
 
 def test_dag_shape_retries_and_cleanup_dag(migration):
@@ -280,10 +299,22 @@ def test_dag_shape_retries_and_cleanup_dag(migration):
     from airflow_provider_confiture.dag_factory import cleanup_dag_of
     from airflow_provider_confiture.operators import CleanupOperator
 
-    dag = build(migration, "dagf_shape", schedule="@daily", table_retries=3,
-                default_args={"retry_delay": timedelta(seconds=5)}, tags=["team-a"])
+    dag = build(
+        migration,
+        "dagf_shape",
+        schedule="@daily",
+        table_retries=3,
+        default_args={"retry_delay": timedelta(seconds=5)},
+        tags=["team-a"],
+    )
     assert [t.task_id for t in dag.tasks] == [
-        "setup", "analyze", "prepare", "table.migrate", "table.verify", "finalize", "summary",
+        "setup",
+        "analyze",
+        "prepare",
+        "table.migrate",
+        "table.verify",
+        "finalize",
+        "summary",
     ]
     assert dag.max_active_runs == 1 and dag.catchup is False
     assert set(dag.tags) == {"confiture", "schema-to-schema", "team-a"}
@@ -312,20 +343,27 @@ def test_mapping_error_is_a_dag_import_error_naming_file_entry_and_key(tmp_path)
     from airflow_provider_confiture.core.errors import MappingError
     from airflow_provider_confiture.dag_factory import create_schema_to_schema_dag
 
-    (tmp_path / "mapping.yaml").write_text("users:\n  source_table: old_users\n  colums:\n    full_name: name\n")
+    (tmp_path / "mapping.yaml").write_text(
+        "users:\n  source_table: old_users\n  colums:\n    full_name: name\n"
+    )
     with pytest.raises(MappingError) as raised:
-        create_schema_to_schema_dag("dagf_bad_mapping", mapping_path=tmp_path / "mapping.yaml",
-                                    source_conn_id="s", target_conn_id="t")
+        create_schema_to_schema_dag(
+            "dagf_bad_mapping", mapping_path=tmp_path / "mapping.yaml", source_conn_id="s", target_conn_id="t"
+        )
     assert (raised.value.source, raised.value.entry, raised.value.key) == (
-        str(tmp_path / "mapping.yaml"), "users", "colums",
+        str(tmp_path / "mapping.yaml"),
+        "users",
+        "colums",
     )
     dag_file = tmp_path / "bad_migration.py"
-    dag_file.write_text(textwrap.dedent("""
+    dag_file.write_text(
+        textwrap.dedent("""
         from airflow_provider_confiture import create_schema_to_schema_dag
 
         dag = create_schema_to_schema_dag("dagf_bad_file", mapping_path="mapping.yaml",
                                           source_conn_id="s", target_conn_id="t")
-    """))
+    """)
+    )
     bag = DagBag(dag_folder=str(dag_file))
     assert bag.dags == {}
     (error,) = bag.import_errors.values()
@@ -341,14 +379,16 @@ def test_relative_paths_resolve_against_the_calling_file_and_both_dags_are_disco
     (folder / "conf" / "ddl" / "01.sql").write_text(DDL)
     dag_file = folder / "migration.py"
     # the cleanup DAG is not assigned: the with-block auto-registration makes Airflow find it
-    dag_file.write_text(textwrap.dedent("""
+    dag_file.write_text(
+        textwrap.dedent("""
         from airflow_provider_confiture import create_schema_to_schema_dag
 
         migration = create_schema_to_schema_dag(
             "dagf_discovered", mapping_path="conf/mapping.yaml", ddl_path="conf/ddl",
             source_conn_id="s", target_conn_id="t",
         )
-    """))
+    """)
+    )
     bag = DagBag(dag_folder=str(folder))
     assert bag.import_errors == {}
     assert set(bag.dags) == {"dagf_discovered", "dagf_discovered_cleanup"}
@@ -372,8 +412,12 @@ def test_task_group_embeds_the_migration_in_a_larger_dag(migration, target_db, r
     from airflow_provider_confiture import create_schema_to_schema_task_group
 
     options = {k: migration[k] for k in ("source_conn_id", "target_conn_id", "mapping_path", "ddl_path")}
-    with DAG(f"dagf_outer_{migration['tag']}", schedule=None, start_date=pendulum.datetime(2026, 1, 1),
-             params={"tables": Param(["tags"], type="array")}) as dag:
+    with DAG(
+        f"dagf_outer_{migration['tag']}",
+        schedule=None,
+        start_date=pendulum.datetime(2026, 1, 1),
+        params={"tables": Param(["tags"], type="array")},
+    ) as dag:
         before = EmptyOperator(task_id="before")
         group = create_schema_to_schema_task_group("migration", **options)
         after = EmptyOperator(task_id="after")

@@ -57,7 +57,13 @@ def bind_mounts(service: dict) -> list[tuple[Path, PurePosixPath, str]]:
         parts = spec.split(":")
         source, target = parts[0], parts[1]
         if source.startswith((".", "/")):
-            out.append(((COMPOSE_FILE.parent / source).resolve(), PurePosixPath(target), parts[2] if len(parts) > 2 else "rw"))
+            out.append(
+                (
+                    (COMPOSE_FILE.parent / source).resolve(),
+                    PurePosixPath(target),
+                    parts[2] if len(parts) > 2 else "rw",
+                )
+            )
     return out
 
 

@@ -72,7 +72,13 @@ def test_example_mapping_and_files_are_consistent():
     seeder = load_seeder()
     assert seeder.OLD_SCHEMA_SQL == EXAMPLE / "old_schema.sql"
     sizes = seeder.Sizes.for_rows(SEED_ROWS)
-    assert sizes.as_dict() == {"categories": 12, "tb_user": 133, "product": 20, "orders": 666, "order_line": 2000}
+    assert sizes.as_dict() == {
+        "categories": 12,
+        "tb_user": 133,
+        "product": 20,
+        "orders": 666,
+        "order_line": 2000,
+    }
 
 
 @pytest.fixture
@@ -132,7 +138,9 @@ def test_example_dag_migrates_the_seeded_shop_end_to_end(seeded_example, source_
     assert tgt("SELECT count(*) FROM users") == [(seeded_example["tb_user"],)]
     assert tgt("SELECT count(*) FROM order_items") == [(seeded_example["order_line"],)]
     # computed display_name: full name, else nickname, else login (user5: blank full name, no nickname)
-    assert tgt("SELECT id, login_name, display_name, email FROM users WHERE id IN (1, 5, 10, 30) ORDER BY id") == [
+    assert tgt(
+        "SELECT id, login_name, display_name, email FROM users WHERE id IN (1, 5, 10, 30) ORDER BY id"
+    ) == [
         (1, "user1", "Alan Hopper", "alan.1@example.com"),
         (5, "user5", "user5", "edsger.5@example.com"),
         (10, "user10", "user10", "jean.10@example.com"),
@@ -148,14 +156,19 @@ def test_example_dag_migrates_the_seeded_shop_end_to_end(seeded_example, source_
     assert tgt("SELECT sum(price) * 100 FROM products")[0][0] == src_cents
     assert tgt("SELECT count(*) FROM order_items WHERE line_total <> quantity * unit_price") == [(0,)]
     # status codes -> words
-    assert {s for (s,) in tgt("SELECT DISTINCT status FROM orders")} == {"new", "paid", "shipped", "cancelled"}
+    assert {s for (s,) in tgt("SELECT DISTINCT status FROM orders")} == {
+        "new",
+        "paid",
+        "shipped",
+        "cancelled",
+    }
     # foreign keys in force and validated; the unique index on lower(login_name) rebuilt
     assert tgt(
         "SELECT count(*), bool_and(convalidated) FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace"
     ) == [(4, True)]
-    assert tgt("SELECT indexdef LIKE '%UNIQUE%lower(login_name)%' FROM pg_indexes WHERE indexname = 'users_login_name_key'") == [
-        (True,)
-    ]
+    assert tgt(
+        "SELECT indexdef LIKE '%UNIQUE%lower(login_name)%' FROM pg_indexes WHERE indexname = 'users_login_name_key'"
+    ) == [(True,)]
     # identity (GENERATED ALWAYS) advanced past the copied ids: the application's next insert works
     new_id = tgt(
         "INSERT INTO users (login_name, display_name, email) VALUES ('new', 'New', 'new@example.com') RETURNING id"

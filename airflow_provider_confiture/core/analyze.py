@@ -77,7 +77,9 @@ class Analysis:
             )
             for t in self.tables
         ]
-        text = "Table Analysis:\n" + box_table(["Table", "Rows", "Size", "Strategy", "Tasks", "Est. Time"], rows)
+        text = "Table Analysis:\n" + box_table(
+            ["Table", "Rows", "Size", "Strategy", "Tasks", "Est. Time"], rows
+        )
         notes = [f"  {t.label}: {w}" for t in self.tables for w in t.warnings]
         notes += [f"  {name}: skipped, {why}" for name, why in self.skipped]
         if notes:
@@ -93,7 +95,11 @@ class Analysis:
 
 
 def plan_migration(
-    source_conn: Any, target_conn: Any, mapping: Mapping, options: PlanOptions, tables: list[str] | None = None
+    source_conn: Any,
+    target_conn: Any,
+    mapping: Mapping,
+    options: PlanOptions,
+    tables: list[str] | None = None,
 ) -> tuple[PlanResult, catalog.Catalog]:
     """Read both catalogs and resolve the mapping (catalog-level checks only)."""
     source_schemas = {options.source_schema} | {
@@ -159,7 +165,9 @@ def analyze(
                 rows=plan.estimated_rows,
                 bytes=plan.source_bytes,
                 strategy=strategy,
-                estimated_seconds=estimates.estimate_seconds(strategy, plan.estimated_rows, plan.source_bytes),
+                estimated_seconds=estimates.estimate_seconds(
+                    strategy, plan.estimated_rows, plan.source_bytes
+                ),
                 copy_format="binary" if plan.binary_copy else "text",
                 warnings=warnings,
                 parts=parts,

@@ -151,7 +151,7 @@ def read_catalog(conn: Any, schemas: list[str] | tuple[str, ...]) -> Catalog:
         return Catalog()
     oids = [r[0] for r in rows]
     columns: dict[int, list[Column]] = {}
-    for (relid, name, typoid, tname, tbase, notnull, hasdef, ident, gen, builtin) in dbapi.fetch_all(
+    for relid, name, typoid, tname, tbase, notnull, hasdef, ident, gen, builtin in dbapi.fetch_all(
         conn, _COLUMNS_SQL, (FIRST_NORMAL_OBJECT_ID, FIRST_NORMAL_OBJECT_ID, oids)
     ):
         columns.setdefault(relid, []).append(
@@ -165,7 +165,13 @@ def read_catalog(conn: Any, schemas: list[str] | tuple[str, ...]) -> Catalog:
         if estimate <= 0 and live:
             estimate = int(live)
         catalog.tables[qn] = Table(
-            qn, int(oid), relkind, tuple(columns.get(oid, ())), pks.get(oid, ()), estimate, int(total_bytes or 0)
+            qn,
+            int(oid),
+            relkind,
+            tuple(columns.get(oid, ())),
+            pks.get(oid, ()),
+            estimate,
+            int(total_bytes or 0),
         )
     return catalog
 
@@ -238,8 +244,12 @@ def indexes(conn: Any, table: QualifiedName) -> list[Index]:
     )
     out = []
     for index_name, index_def, contype, conname, condef, comment, con_comment, replident, clustered in rows:
-        props = {"comment": comment, "constraint_comment": con_comment, "replica_identity": bool(replident),
-                 "clustered": bool(clustered)}
+        props = {
+            "comment": comment,
+            "constraint_comment": con_comment,
+            "replica_identity": bool(replident),
+            "clustered": bool(clustered),
+        }
         if contype:
             out.append(Index(conname, condef, contype, **props))
         else:

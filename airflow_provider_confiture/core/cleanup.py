@@ -50,8 +50,13 @@ def cleanup(conn: Any, server: str | None = None, *, keep_state: bool = False) -
             "restores them) before cleaning up"
         )
     exists = dbapi.fetch_value(conn, "SELECT count(*) FROM pg_foreign_server WHERE srvname = %s", (server,))
-    report: dict[str, Any] = {"server": server, "foreign_tables": [], "schemas": [], "user_mappings": [],
-                              "extension": "kept"}
+    report: dict[str, Any] = {
+        "server": server,
+        "foreign_tables": [],
+        "schemas": [],
+        "user_mappings": [],
+        "extension": "kept",
+    }
     if exists:
         deps = _dependents(conn, server)
         if deps:
@@ -81,9 +86,12 @@ def cleanup(conn: Any, server: str | None = None, *, keep_state: bool = False) -
         dbapi.execute(conn, sql.SQL("DROP SERVER {}").format(sql.Identifier(server)))
     for (name,) in dbapi.fetch_all(
         conn,
-        sql.SQL("SELECT substr(name, length('created_schema:') + 1) FROM {}.setting "
-                "WHERE name LIKE 'created_schema:%%'").format(sql.Identifier(state.STATE_SCHEMA))
-        if state.state_schema_exists(conn) else "SELECT NULL WHERE false",
+        sql.SQL(
+            "SELECT substr(name, length('created_schema:') + 1) FROM {}.setting "
+            "WHERE name LIKE 'created_schema:%%'"
+        ).format(sql.Identifier(state.STATE_SCHEMA))
+        if state.state_schema_exists(conn)
+        else "SELECT NULL WHERE false",
     ):
         empty = not dbapi.fetch_value(
             conn,

@@ -142,8 +142,9 @@ def _copy_out_rows(conn: Any) -> int:
     return int(results[-1].command_tuples or 0) if results else -1
 
 
-def _pump_libpq(source_conn: Any, copy_out_query: Any, target_conn: Any, copy_in_query: Any,
-                moved: _Moved) -> tuple[int, int]:
+def _pump_libpq(
+    source_conn: Any, copy_out_query: Any, target_conn: Any, copy_in_query: Any, moved: _Moved
+) -> tuple[int, int]:
     """psycopg 3 on both sides: one non-blocking loop; returns (rows sent, rows received).
 
     psycopg's ``Copy`` objects start both COPYs and end them (the target's end, error or success,
@@ -191,7 +192,7 @@ def _write_all(fd: int, data: bytearray) -> None:
     """os.write() may write part of a block when a signal arrives: write the rest."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
     view.release()
 
 
@@ -259,8 +260,14 @@ def _pipe_is_empty(fd: int) -> bool:
     return False
 
 
-def _pump_threaded(source_conn: Any, copy_out_query: Any, target_conn: Any, copy_in_query: Any,
-                   moved: _Moved, idle_hooks: list[Callable[[], None]]) -> tuple[int, int]:
+def _pump_threaded(
+    source_conn: Any,
+    copy_out_query: Any,
+    target_conn: Any,
+    copy_in_query: Any,
+    moved: _Moved,
+    idle_hooks: list[Callable[[], None]],
+) -> tuple[int, int]:
     """A psycopg2 side: the source writes an OS pipe from a thread, the target reads it here."""
     read_fd, write_fd = os.pipe()
     with contextlib.suppress(OSError):
@@ -364,7 +371,9 @@ def stream_copy(
     watcher.start()
     try:
         if dbapi.is_psycopg3(source_conn) and dbapi.is_psycopg3(target_conn):
-            source_rows, target_rows = _pump_libpq(source_conn, copy_out_query, target_conn, copy_in_query, moved)
+            source_rows, target_rows = _pump_libpq(
+                source_conn, copy_out_query, target_conn, copy_in_query, moved
+            )
         else:
             source_rows, target_rows = _pump_threaded(
                 source_conn, copy_out_query, target_conn, copy_in_query, moved, idle_hooks

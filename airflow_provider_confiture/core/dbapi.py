@@ -110,7 +110,11 @@ def diag(exc: BaseException, field: str) -> str | None:
 
 def error_text(exc: BaseException) -> str:
     """The server's message (primary + detail + hint) without the driver's decorations."""
-    primary = diag(exc, "message_primary") or str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    primary = (
+        diag(exc, "message_primary") or str(exc).strip().splitlines()[0]
+        if str(exc).strip()
+        else type(exc).__name__
+    )
     parts = [primary]
     for field, label in (("message_detail", "DETAIL"), ("message_hint", "HINT")):
         value = diag(exc, field)

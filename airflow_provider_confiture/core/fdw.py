@@ -74,7 +74,9 @@ def _options_clause(current: dict[str, str], wanted: dict[str, str]) -> sql.Comp
 
 def _create_options(wanted: dict[str, str]) -> sql.Composable:
     return sql.SQL("OPTIONS ({})").format(
-        sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(k), sql.Literal(v)) for k, v in wanted.items())
+        sql.SQL(", ").join(
+            sql.SQL("{} {}").format(sql.Identifier(k), sql.Literal(v)) for k, v in wanted.items()
+        )
     )
 
 
@@ -90,7 +92,9 @@ def ensure_extension(conn: Any) -> bool:
     """Create postgres_fdw if missing; True when this call created it. Explains missing privileges."""
     if dbapi.fetch_value(conn, "SELECT count(*) FROM pg_extension WHERE extname = 'postgres_fdw'"):
         return False
-    if not dbapi.fetch_value(conn, "SELECT count(*) FROM pg_available_extensions WHERE name = 'postgres_fdw'"):
+    if not dbapi.fetch_value(
+        conn, "SELECT count(*) FROM pg_available_extensions WHERE name = 'postgres_fdw'"
+    ):
         raise SetupError(
             "postgres_fdw is not available on the target server: install PostgreSQL's contrib package "
             "there (Debian/Ubuntu: postgresql-contrib; RHEL: postgresql-contrib)"
@@ -183,7 +187,9 @@ def ensure_user_mapping(conn: Any, link: FdwLink) -> str:
         return "unchanged"
     dbapi.execute(
         conn,
-        sql.SQL("ALTER USER MAPPING FOR CURRENT_USER SERVER {} {}").format(sql.Identifier(link.server), clause),
+        sql.SQL("ALTER USER MAPPING FOR CURRENT_USER SERVER {} {}").format(
+            sql.Identifier(link.server), clause
+        ),
     )
     return "updated"
 
@@ -267,4 +273,8 @@ def import_tables(
                 "the credentials, the source's pg_hba.conf, and that types used by those tables exist on "
                 "the target"
             ) from exc
-    return {"imported": [n for n in to_import if n not in refreshed], "refreshed": refreshed, "unchanged": kept}
+    return {
+        "imported": [n for n in to_import if n not in refreshed],
+        "refreshed": refreshed,
+        "unchanged": kept,
+    }

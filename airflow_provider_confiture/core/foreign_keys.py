@@ -27,7 +27,9 @@ def qualified_definitions(conn: Any) -> Iterator[None]:
     try:
         yield
     finally:
-        dbapi.execute(conn, sql.SQL("SELECT set_config('search_path', {}, false)").format(sql.Literal(previous)))
+        dbapi.execute(
+            conn, sql.SQL("SELECT set_config('search_path', {}, false)").format(sql.Literal(previous))
+        )
 
 
 def drop_foreign_key(conn: Any, table: QualifiedName, name: str) -> None:
@@ -49,7 +51,8 @@ def add_foreign_key(conn: Any, table: QualifiedName, name: str, definition: str,
 
 def validate_foreign_key(conn: Any, table: QualifiedName, name: str) -> None:
     dbapi.execute(
-        conn, sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(table.identifier(), sql.Identifier(name))
+        conn,
+        sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(table.identifier(), sql.Identifier(name)),
     )
 
 
@@ -130,13 +133,23 @@ def foreign_key_report(conn: Any, tables: list[QualifiedName]) -> list[dict[str,
     """Every foreign key touching ``tables`` with whether it is in force and validated."""
     deferred = {(s, t, n) for s, t, n, _ in state.deferred_foreign_keys(conn)}
     out = [
-        {"table": str(fk.table), "constraint": fk.name, "references": str(fk.referenced),
-         "validated": fk.validated, "deferred": False}
+        {
+            "table": str(fk.table),
+            "constraint": fk.name,
+            "references": str(fk.referenced),
+            "validated": fk.validated,
+            "deferred": False,
+        }
         for fk in catalog.foreign_keys_touching(conn, tables)
     ]
     out += [
-        {"table": str(QualifiedName(s, t)), "constraint": n, "references": None, "validated": False,
-         "deferred": True}
+        {
+            "table": str(QualifiedName(s, t)),
+            "constraint": n,
+            "references": None,
+            "validated": False,
+            "deferred": True,
+        }
         for s, t, n in sorted(deferred)
     ]
     return out

@@ -103,7 +103,9 @@ def _empty(conn: Any, plan: TablePlan, key_range: KeyRange | None) -> None:
     else:
         dbapi.execute(
             conn,
-            sql.SQL("DELETE FROM {} WHERE {}").format(plan.target.identifier(), key_range.target_predicate(plan)),
+            sql.SQL("DELETE FROM {} WHERE {}").format(
+                plan.target.identifier(), key_range.target_predicate(plan)
+            ),
         )
 
 
@@ -129,11 +131,15 @@ def load_table(
     dbapi.use_deterministic_output(target_conn)
     dbapi.use_deterministic_output(source_conn)
     try:
-        dbapi.execute(target_conn, sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(options.lock_timeout)))
+        dbapi.execute(
+            target_conn, sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(options.lock_timeout))
+        )
         key = lock_key(plan, key_range)
         if not dbapi.fetch_value(target_conn, sql.SQL("SELECT pg_try_advisory_xact_lock({})").format(key)):
-            say(f"{plan.label}{' ' + part if part else ''}: another run is loading it; waiting up to "
-                f"{options.lock_timeout}")
+            say(
+                f"{plan.label}{' ' + part if part else ''}: another run is loading it; waiting up to "
+                f"{options.lock_timeout}"
+            )
             try:
                 dbapi.execute(target_conn, sql.SQL("SELECT pg_advisory_xact_lock({})").format(key))
             except dbapi.DB_ERRORS as exc:
@@ -143,7 +149,8 @@ def load_table(
                 ) from exc
         if whole:
             dbapi.execute(
-                target_conn, sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(plan.target.identifier())
+                target_conn,
+                sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(plan.target.identifier()),
             )
         else:
             dbapi.execute(
@@ -158,7 +165,10 @@ def load_table(
         # A partitioned table's indexes are not rebuilt: their definitions read "ON ONLY" the parent,
         # and replaying them would leave an invalid parent index and no index on the partitions.
         aside = load_guards.set_aside(
-            target_conn, plan.target, foreign_keys=whole, indexes=whole and options.defer_indexes and relkind == "r"
+            target_conn,
+            plan.target,
+            foreign_keys=whole,
+            indexes=whole and options.defer_indexes and relkind == "r",
         )
         _empty(target_conn, plan, key_range)
 
@@ -180,8 +190,10 @@ def load_table(
             def report(nbytes: int, rows: int | None, elapsed: float) -> None:
                 rate = f"{rows / elapsed:,.0f} rows/s, " if rows and elapsed else ""
                 shown = f"{rows:,} rows, " if rows is not None else ""
-                say(f"{plan.label}{' ' + part if part else ''}: {shown}{nbytes / 1e6:,.1f} MB copied "
-                    f"({rate}{nbytes / 1e6 / max(elapsed, 1e-9):,.1f} MB/s, {elapsed:,.0f} s)")
+                say(
+                    f"{plan.label}{' ' + part if part else ''}: {shown}{nbytes / 1e6:,.1f} MB copied "
+                    f"({rate}{nbytes / 1e6 / max(elapsed, 1e-9):,.1f} MB/s, {elapsed:,.0f} s)"
+                )
 
             stats = stream_copy(
                 source_conn,
@@ -206,15 +218,24 @@ def load_table(
         if options.maintenance_work_mem and aside.indexes:
             dbapi.execute(
                 target_conn,
-                sql.SQL("SET LOCAL maintenance_work_mem = {}").format(sql.Literal(options.maintenance_work_mem)),
+                sql.SQL("SET LOCAL maintenance_work_mem = {}").format(
+                    sql.Literal(options.maintenance_work_mem)
+                ),
             )
         load_guards.put_back(target_conn, plan.target, aside)
         result.sequences = sequences.sync_sequences(target_conn, plan.target)
         result.seconds = time.monotonic() - started
         if state.state_schema_exists(target_conn):
             state.record_table_load(
-                target_conn, plan.target.schema or "", plan.target.name, part, strategy, result.rows,
-                result.seconds, counters, snapshot,
+                target_conn,
+                plan.target.schema or "",
+                plan.target.name,
+                part,
+                strategy,
+                result.rows,
+                result.seconds,
+                counters,
+                snapshot,
             )
         target_conn.commit()
         result.set_aside = aside.summary()
@@ -243,11 +264,16 @@ def _fdw_insert(target_conn: Any, plan: TablePlan, extra_src: Any, options: Load
     deadline = options.fdw_timeout
     if deadline is None:
         deadline = max(900.0, 30 * estimates.estimate_seconds("fdw", plan.estimated_rows, plan.source_bytes))
-    session_ms = int(dbapi.fetch_value(target_conn, "SELECT setting::bigint FROM pg_settings WHERE name = 'statement_timeout'"))
+    session_ms = int(
+        dbapi.fetch_value(
+            target_conn, "SELECT setting::bigint FROM pg_settings WHERE name = 'statement_timeout'"
+        )
+    )
     if 0 < session_ms < deadline * 1000:
         deadline = session_ms / 1000  # a stricter statement_timeout chosen by the user wins
     dbapi.execute(
-        target_conn, sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(f"{int(deadline * 1000)}ms"))
+        target_conn,
+        sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(f"{int(deadline * 1000)}ms")),
     )
     expired = threading.Event()
 
@@ -282,9 +308,13 @@ def _explain_failure(plan: TablePlan, exc: BaseException) -> str:
     constraint = dbapi.diag(exc, "constraint_name")
     column = dbapi.diag(exc, "column_name")
     code = dbapi.sqlstate(exc) or ""
-    head = f"table {plan.target} (entry {plan.key!r}): load failed and was rolled back, the table is unchanged"
+    head = (
+        f"table {plan.target} (entry {plan.key!r}): load failed and was rolled back, the table is unchanged"
+    )
     if code.startswith("23"):
-        what = f"constraint {constraint!r}" if constraint else f"column {column!r}" if column else "a constraint"
+        what = (
+            f"constraint {constraint!r}" if constraint else f"column {column!r}" if column else "a constraint"
+        )
         return (
             f"{head}. The source data violates {what} of the target: {text.rstrip('.')}. Fix the data with a 'where' "
             "filter or a 'transform' in the mapping, or relax the constraint in the DDL"

@@ -55,13 +55,18 @@ def set_aside(conn: Any, table: QualifiedName, *, foreign_keys: bool, indexes: b
     aside.triggers = [t for t in catalog.user_triggers(conn, table) if t.enabled != "D"]
     for trig in aside.triggers:
         dbapi.execute(
-            conn, sql.SQL("ALTER TABLE {} DISABLE TRIGGER {}").format(table.identifier(), sql.Identifier(trig.name))
+            conn,
+            sql.SQL("ALTER TABLE {} DISABLE TRIGGER {}").format(
+                table.identifier(), sql.Identifier(trig.name)
+            ),
         )
     for index in aside.indexes:
         if index.constraint_type:
             dbapi.execute(
                 conn,
-                sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(table.identifier(), sql.Identifier(index.name)),
+                sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+                    table.identifier(), sql.Identifier(index.name)
+                ),
             )
         else:
             dbapi.execute(
@@ -116,5 +121,6 @@ def _restore_index_properties(conn: Any, table: QualifiedName, index: catalog.In
         )
     if index.clustered:
         dbapi.execute(
-            conn, sql.SQL("ALTER TABLE {} CLUSTER ON {}").format(table.identifier(), sql.Identifier(index.name))
+            conn,
+            sql.SQL("ALTER TABLE {} CLUSTER ON {}").format(table.identifier(), sql.Identifier(index.name)),
         )

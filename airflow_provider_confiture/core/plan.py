@@ -158,13 +158,17 @@ def build_plans(
         target_name = entry.target_table.with_default_schema(options.target_schema)
         source_name = entry.source_table.with_default_schema(options.source_schema)
         if target_catalog.get(target_name) is None:
-            names = [t.name.name for t in target_catalog.in_schema(target_name.schema or options.target_schema)]
+            names = [
+                t.name.name for t in target_catalog.in_schema(target_name.schema or options.target_schema)
+            ]
             problems.append(
                 f"{origin}: entry {entry.key!r}: target table {target_name} does not exist in the target "
                 f"database{_suggest(target_name.name, names)} (create it in the DDL, or fix 'target_table')"
             )
         if source_catalog.get(source_name) is None:
-            names = [t.name.name for t in source_catalog.in_schema(source_name.schema or options.source_schema)]
+            names = [
+                t.name.name for t in source_catalog.in_schema(source_name.schema or options.source_schema)
+            ]
             problems.append(
                 f"{origin}: entry {entry.key!r}: source table {source_name} does not exist in the source "
                 f"database{_suggest(source_name.name, names)} (fix 'source_table')"
@@ -198,7 +202,10 @@ def build_plans(
         source = source_catalog.get(source_name)
         if source is None:
             skipped.append(
-                (_label(target_name), f"no source table {source_name}: add a mapping entry with 'source_table'")
+                (
+                    _label(target_name),
+                    f"no source table {source_name}: add a mapping entry with 'source_table'",
+                )
             )
             continue
         plans.append(_plan_table(origin, entry, source, target, options))
@@ -283,7 +290,12 @@ def _plan_table(
             used_sources.add(tcol.name)
             columns.append(
                 ColumnPlan(
-                    tcol.name, tcol.name, None, tcol.type_name, tcol.base_type_name, tcol.builtin_type,
+                    tcol.name,
+                    tcol.name,
+                    None,
+                    tcol.type_name,
+                    tcol.base_type_name,
+                    tcol.builtin_type,
                     tcol.identity,
                 )
             )
@@ -304,11 +316,14 @@ def _plan_table(
         )
 
     referenced: set[str] = set()
-    for text in [c.transform for c in columns if c.transform] + ([entry.where] if entry and entry.where else []):
+    for text in [c.transform for c in columns if c.transform] + (
+        [entry.where] if entry and entry.where else []
+    ):
         referenced.update(_WORD.findall(text))
     unmapped = [
-        c.name for c in source.columns if c.name not in used_sources and c.name not in ignored
-        and c.name not in referenced
+        c.name
+        for c in source.columns
+        if c.name not in used_sources and c.name not in ignored and c.name not in referenced
     ]
     warnings: list[str] = []
     if unmapped:
@@ -336,8 +351,9 @@ def _plan_table(
         key=key,
         source=source.name,
         target=target.name,
-        foreign=QualifiedName(options.foreign_schema_for(source.name.schema or options.source_schema),
-                              source.name.name),
+        foreign=QualifiedName(
+            options.foreign_schema_for(source.name.schema or options.source_schema), source.name.name
+        ),
         columns=columns,
         where=entry.where if entry else None,
         requested_strategy=requested,

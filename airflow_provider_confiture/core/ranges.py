@@ -105,6 +105,4 @@ def compute_ranges(source_conn: Any, plan: TablePlan, parts: int) -> list[KeyRan
     bounds = [b for b in bounds if b <= high_i]
     edges: list[int | None] = [None, *bounds, None]
     count = len(edges) - 1
-    return [
-        KeyRange(source_col, target_col, edges[i], edges[i + 1], i + 1, count) for i in range(count)
-    ]
+    return [KeyRange(source_col, target_col, edges[i], edges[i + 1], i + 1, count) for i in range(count)]

@@ -19,7 +19,13 @@ def box_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
         return left + mid.join("─" * (w + 2) for w in widths) + right
 
     def row(values: Sequence[str]) -> str:
-        return "│" + "│".join(" " + v + " " * (w - display_width(v)) + " " for v, w in zip(values, widths, strict=True)) + "│"
+        return (
+            "│"
+            + "│".join(
+                " " + v + " " * (w - display_width(v)) + " " for v, w in zip(values, widths, strict=True)
+            )
+            + "│"
+        )
 
     out = [line("┌", "┬", "┐"), row(cells[0]), line("├", "┼", "┤")]
     out += [row(r) for r in cells[1:]]

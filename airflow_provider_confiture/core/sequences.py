@@ -50,7 +50,9 @@ def sync_sequences(conn: Any, table: QualifiedName) -> list[str]:
                 "LATERAL (SELECT CASE WHEN s.seqincrement > 0 THEN t.hi ELSE t.lo END AS edge) e "
                 "WHERE s.seqrelid = {seq} AND e.edge IS NOT NULL "
                 "AND CASE WHEN s.seqincrement > 0 THEN {next} <= e.edge ELSE {next} >= e.edge END"
-            ).format(seq=seq, col=col, tbl=table.identifier(), seqrel=owned.sequence.identifier(), next=_NEXT),
+            ).format(
+                seq=seq, col=col, tbl=table.identifier(), seqrel=owned.sequence.identifier(), next=_NEXT
+            ),
         )
         done.append(str(owned.sequence))
     return done

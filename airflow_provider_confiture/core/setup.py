@@ -12,7 +12,9 @@ from airflow_provider_confiture.core import catalog, fdw, state
 from airflow_provider_confiture.core.plan import PlanOptions, TablePlan
 
 
-def source_tables_by_schema(plans: list[TablePlan], source_catalog: catalog.Catalog) -> dict[str, list[catalog.Table]]:
+def source_tables_by_schema(
+    plans: list[TablePlan], source_catalog: catalog.Catalog
+) -> dict[str, list[catalog.Table]]:
     out: dict[str, list[catalog.Table]] = {}
     for plan in plans:
         table = source_catalog.get(plan.source)

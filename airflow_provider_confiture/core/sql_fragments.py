@@ -54,7 +54,9 @@ def _scan(text: str, standard_strings: bool) -> str | None:
                     i += 1
             continue
         if ch == "'":
-            escapes = not standard_strings or (i > 0 and text[i - 1] in "eE" and not _ident_before(text, i - 1))
+            escapes = not standard_strings or (
+                i > 0 and text[i - 1] in "eE" and not _ident_before(text, i - 1)
+            )
             i = _end_of_quoted(text, i, "'", escapes)
             if i < 0:
                 return "a string literal (') is never closed"

@@ -21,7 +21,9 @@ def row_filter(plan: TablePlan, extra: sql.Composable | None = None) -> sql.Comp
     """``WHERE (filter) AND extra`` or nothing."""
     parts: list[sql.Composable] = []
     if plan.where:
-        parts.append(sql.SQL("({})").format(sql.SQL(checked_fragment(plan.where, f"row filter of {plan.key!r}"))))
+        parts.append(
+            sql.SQL("({})").format(sql.SQL(checked_fragment(plan.where, f"row filter of {plan.key!r}")))
+        )
     if extra is not None:
         parts.append(extra)
     if not parts:
@@ -43,7 +45,9 @@ def copy_select_item(col: ColumnPlan) -> sql.Composable:
 
 def source_select(plan: TablePlan, extra_filter: sql.Composable | None = None) -> sql.Composable:
     items = sql.SQL(", ").join(copy_select_item(c) for c in plan.columns)
-    return sql.SQL("SELECT {} FROM {}{}").format(items, plan.source.identifier(), row_filter(plan, extra_filter))
+    return sql.SQL("SELECT {} FROM {}{}").format(
+        items, plan.source.identifier(), row_filter(plan, extra_filter)
+    )
 
 
 def copy_out(plan: TablePlan, binary: bool, extra_filter: sql.Composable | None = None) -> sql.Composable:
@@ -84,12 +88,35 @@ def fdw_insert(plan: TablePlan, extra_filter: sql.Composable | None = None) -> s
 #: their text form: 3-4x cheaper per row on wide rows (jsonb_out, numeric_out and timestamptz_out
 #: dominate a text checksum). Left out, and compared as text: types without a hash opclass, and
 #: interval, whose hash treats '1 day' and '24 hours' as equal although they differ.
-HASHED_TYPES = frozenset({
-    "smallint", "integer", "bigint", "oid", "boolean", "text", "character varying", "character", "name",
-    "bytea", "uuid", "date", "timestamp without time zone", "timestamp with time zone",
-    "time without time zone", "time with time zone", "numeric", "jsonb", "double precision", "real",
-    "inet", "cidr", "macaddr", "macaddr8", "pg_lsn",
-})
+HASHED_TYPES = frozenset(
+    {
+        "smallint",
+        "integer",
+        "bigint",
+        "oid",
+        "boolean",
+        "text",
+        "character varying",
+        "character",
+        "name",
+        "bytea",
+        "uuid",
+        "date",
+        "timestamp without time zone",
+        "timestamp with time zone",
+        "time without time zone",
+        "time with time zone",
+        "numeric",
+        "jsonb",
+        "double precision",
+        "real",
+        "inet",
+        "cidr",
+        "macaddr",
+        "macaddr8",
+        "pg_lsn",
+    }
+)
 
 
 def _hashed(col: ColumnPlan) -> bool:
@@ -97,8 +124,9 @@ def _hashed(col: ColumnPlan) -> bool:
     return col.builtin_type and base in HASHED_TYPES
 
 
-def _checksum(items: list[sql.Composable], relation: sql.Composable, where: sql.Composable,
-              hashed: bool = False) -> sql.Composable:
+def _checksum(
+    items: list[sql.Composable], relation: sql.Composable, where: sql.Composable, hashed: bool = False
+) -> sql.Composable:
     # count + sum of 64-bit hashes of each row: order-independent, one scan (pgcopydb's scheme with a
     # 64-bit hash). sum() of bigint is numeric, so it never overflows. ``hashed``: the row's values
     # are hashed with their types' hash functions; otherwise the row's text is hashed.
@@ -106,13 +134,16 @@ def _checksum(items: list[sql.Composable], relation: sql.Composable, where: sql.
         row = sql.SQL("hash_record_extended(ROW({}), 0)").format(sql.SQL(", ").join(items))
     else:
         row = sql.SQL("hashtextextended(ROW({})::text, 0)").format(sql.SQL(", ").join(items))
-    return sql.SQL(
-        "SELECT count(*), coalesce(sum({}), 0)::text FROM {}{}"
-    ).format(row, relation, where)
+    return sql.SQL("SELECT count(*), coalesce(sum({}), 0)::text FROM {}{}").format(row, relation, where)
 
 
-def source_checksum(plan: TablePlan, via_foreign_table: bool, extra_filter: sql.Composable | None = None,
-                    *, hashed: bool = False):
+def source_checksum(
+    plan: TablePlan,
+    via_foreign_table: bool,
+    extra_filter: sql.Composable | None = None,
+    *,
+    hashed: bool = False,
+):
     """Checksum of the source rows with the mapping applied, as the target should hold them.
 
     Values are cast to the target column's full type (type modifier included: numeric(12,2) rounds
@@ -129,8 +160,9 @@ def source_checksum(plan: TablePlan, via_foreign_table: bool, extra_filter: sql.
     return _checksum(items, relation, row_filter(plan, extra_filter), hashed)
 
 
-def target_checksum(plan: TablePlan, extra_filter: sql.Composable | None = None, *,
-                    hashed: bool = False) -> sql.Composable:
+def target_checksum(
+    plan: TablePlan, extra_filter: sql.Composable | None = None, *, hashed: bool = False
+) -> sql.Composable:
     """``hashed`` must match the source side's (see :data:`HASHED_TYPES`)."""
     items = []
     for c in plan.columns:

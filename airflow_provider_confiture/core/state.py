@@ -46,7 +46,9 @@ def ensure_state_schema(conn: Any) -> None:
 
 
 def state_schema_exists(conn: Any) -> bool:
-    return bool(dbapi.fetch_value(conn, "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (STATE_SCHEMA,)))
+    return bool(
+        dbapi.fetch_value(conn, "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (STATE_SCHEMA,))
+    )
 
 
 def get_setting(conn: Any, name: str) -> str | None:
@@ -58,7 +60,9 @@ def get_setting(conn: Any, name: str) -> str | None:
 def set_setting(conn: Any, name: str, value: str) -> None:
     dbapi.execute(
         conn,
-        _q("INSERT INTO {s}.setting (name, value) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value"),
+        _q(
+            "INSERT INTO {s}.setting (name, value) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value"
+        ),
         (name, value),
     )
 
@@ -101,7 +105,9 @@ def deferred_foreign_keys(conn: Any) -> list[tuple[str, str, str, str]]:
 def forget_deferred_foreign_key(conn: Any, schema: str, table: str, name: str) -> None:
     dbapi.execute(
         conn,
-        _q("DELETE FROM {s}.deferred_foreign_key WHERE table_schema = %s AND table_name = %s AND constraint_name = %s"),
+        _q(
+            "DELETE FROM {s}.deferred_foreign_key WHERE table_schema = %s AND table_name = %s AND constraint_name = %s"
+        ),
         (schema, table, name),
     )
 
@@ -145,6 +151,15 @@ def table_loads(conn: Any, schema: str, table: str) -> list[dict[str, Any]]:
         ),
         (schema, table),
     )
-    keys = ("part", "strategy", "rows", "seconds", "source_inserts", "source_updates", "source_deletes",
-            "source_snapshot", "loaded_at")
+    keys = (
+        "part",
+        "strategy",
+        "rows",
+        "seconds",
+        "source_inserts",
+        "source_updates",
+        "source_deletes",
+        "source_snapshot",
+        "loaded_at",
+    )
     return [dict(zip(keys, r, strict=True)) for r in rows]

@@ -19,7 +19,9 @@ from airflow_provider_confiture.core.errors import SetupError
 
 
 def database_exists(admin_conn: Any, dbname: str) -> bool:
-    return bool(dbapi.fetch_value(admin_conn, "SELECT count(*) FROM pg_database WHERE datname = %s", (dbname,)))
+    return bool(
+        dbapi.fetch_value(admin_conn, "SELECT count(*) FROM pg_database WHERE datname = %s", (dbname,))
+    )
 
 
 def ensure_database(admin_conn: Any, dbname: str) -> bool:

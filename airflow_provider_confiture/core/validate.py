@@ -54,7 +54,12 @@ def _one_column(plan: TablePlan, index: int) -> TablePlan:
 
 
 def validate_table(
-    source_conn: Any, target_conn: Any, plan: TablePlan, origin: str = "<mapping>", *, require_link: bool = True
+    source_conn: Any,
+    target_conn: Any,
+    plan: TablePlan,
+    origin: str = "<mapping>",
+    *,
+    require_link: bool = True,
 ) -> Validation:
     """Raise PlanError naming the entry and column when the plan's SQL is invalid.
 

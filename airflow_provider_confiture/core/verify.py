@@ -107,11 +107,19 @@ def verify_table(
             s = (dbapi.fetch_value(src_conn, sqlbuild.source_count(plan, True, src_filter)), None)
             t = (dbapi.fetch_value(target_conn, sqlbuild.target_count(plan, tgt_filter)), None)
     elif checksum:
-        s, t = _both(source_conn, sqlbuild.source_checksum(plan, False, src_filter, hashed=hashed),
-                     target_conn, sqlbuild.target_checksum(plan, tgt_filter, hashed=hashed))
+        s, t = _both(
+            source_conn,
+            sqlbuild.source_checksum(plan, False, src_filter, hashed=hashed),
+            target_conn,
+            sqlbuild.target_checksum(plan, tgt_filter, hashed=hashed),
+        )
     else:
-        s, t = _both(source_conn, sqlbuild.source_count(plan, False, src_filter),
-                     target_conn, sqlbuild.target_count(plan, tgt_filter))
+        s, t = _both(
+            source_conn,
+            sqlbuild.source_count(plan, False, src_filter),
+            target_conn,
+            sqlbuild.target_count(plan, tgt_filter),
+        )
         s, t = (s[0], None), (t[0], None)
     source_rows, source_sum = int(s[0]), s[1]
     target_rows, target_sum = int(t[0]), t[1]
@@ -129,14 +137,19 @@ def verify_table(
             status = DRIFT
             parts.append(drift)
         else:
-            parts.append("the source shows no writes since the load: the target was changed or loaded wrongly;"
-                         " re-run this table")
+            parts.append(
+                "the source shows no writes since the load: the target was changed or loaded wrongly;"
+                " re-run this table"
+            )
         detail = "; ".join(parts)
     seq_states = [] if key_range else sequences.check_sequences(target_conn, plan.target)
     dbapi.safe_rollback(source_conn)
     dbapi.safe_rollback(target_conn)
-    bad_seq = [f"{s.sequence} next value {s.next_value} is not beyond {s.column} = {s.column_extreme}"
-               for s in seq_states if not s.ok]
+    bad_seq = [
+        f"{s.sequence} next value {s.next_value} is not beyond {s.column} = {s.column_extreme}"
+        for s in seq_states
+        if not s.ok
+    ]
     return TableCheck(
         table=str(plan.target),
         label=plan.label + (f" {key_range.label}" if key_range else ""),
@@ -155,8 +168,11 @@ def verify_table(
 def _source_drift(source_conn: Any, target_conn: Any, plan: TablePlan, key_range: KeyRange | None) -> str:
     """Describe writes the source received since the table was loaded, or '' if none are recorded."""
     part = key_range.label if key_range else ""
-    loads = [x for x in state.table_loads(target_conn, plan.target.schema or "", plan.target.name)
-             if x["part"] == part]
+    loads = [
+        x
+        for x in state.table_loads(target_conn, plan.target.schema or "", plan.target.name)
+        if x["part"] == part
+    ]
     dbapi.safe_rollback(target_conn)
     if not loads or loads[0]["source_inserts"] is None:
         return ""
@@ -182,9 +198,16 @@ def render_checks(checks: list[TableCheck]) -> str:
         mark = {MATCH: "✓", DRIFT: "~", MISMATCH: "✗"}[c.status]
         if c.status == MATCH and not c.sequences_ok:
             mark = "✗"
-        rows.append((mark, c.label, f"{c.source_rows:,}", f"{c.target_rows:,}",
-                     "equal" if c.source_checksum == c.target_checksum else "DIFFERS",
-                     c.status if c.sequences_ok else f"{c.status}, sequence behind"))
+        rows.append(
+            (
+                mark,
+                c.label,
+                f"{c.source_rows:,}",
+                f"{c.target_rows:,}",
+                "equal" if c.source_checksum == c.target_checksum else "DIFFERS",
+                c.status if c.sequences_ok else f"{c.status}, sequence behind",
+            )
+        )
     return box_table(["", "Table", "Source rows", "Target rows", "Checksum", "Status"], rows)
 
 
@@ -208,7 +231,9 @@ def foreign_key_problems(target_conn: Any, tables: list[QualifiedName]) -> list[
     problems = []
     for fk in foreign_key_report(target_conn, tables):
         if fk["deferred"]:
-            problems.append(f"{fk['table']}.{fk['constraint']} is still deferred (not restored): run finalize")
+            problems.append(
+                f"{fk['table']}.{fk['constraint']} is still deferred (not restored): run finalize"
+            )
         elif not fk["validated"]:
             problems.append(f"{fk['table']}.{fk['constraint']} is NOT VALID (never checked): run finalize")
     dbapi.safe_rollback(target_conn)

@@ -60,13 +60,19 @@ class AnalyzeOperator(ConfitureBaseOperator):
             if reason:
                 self.log.warning(
                     "Dry run: %s. Setup creates it on the first real run; run the migration once without "
-                    "dry_run (or run setup) to see the analysis. Nothing to load.", reason
+                    "dry_run (or run setup) to see the analysis. Nothing to load.",
+                    reason,
                 )
                 return {"tables": [], "skipped": [], "units": [], "dry_run": True}
         with self.both() as (source_conn, target_conn):
             analysis = analyze_core.analyze(
-                source_conn, target_conn, mapping, self.plan_options(), as_tables(self.tables),
-                split_threshold_rows=int(self.split_threshold_rows), rows_per_part=int(self.rows_per_part),
+                source_conn,
+                target_conn,
+                mapping,
+                self.plan_options(),
+                as_tables(self.tables),
+                split_threshold_rows=int(self.split_threshold_rows),
+                rows_per_part=int(self.rows_per_part),
                 require_link=not dry_run,
             )
         self.log.info("\n%s", analysis.render())

@@ -116,7 +116,9 @@ class ConfitureBaseOperator(BaseOperator):
     @contextlib.contextmanager
     def target_connection(self, database: str | None = None, autocommit: bool = False) -> Iterator[Any]:
         with connections.connect(
-            self.target_conn_id, database=database, statement_timeout=self.statement_timeout,
+            self.target_conn_id,
+            database=database,
+            statement_timeout=self.statement_timeout,
             autocommit=autocommit,
         ) as conn:
             yield conn

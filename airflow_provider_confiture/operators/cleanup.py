@@ -25,7 +25,12 @@ class CleanupOperator(BaseOperator):
     ui_color = "#f6d6b8"
 
     def __init__(
-        self, *, target_conn_id: str, fdw_server_name: str | None = None, keep_state: bool = False, **kwargs: Any
+        self,
+        *,
+        target_conn_id: str,
+        fdw_server_name: str | None = None,
+        keep_state: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.target_conn_id = target_conn_id
@@ -37,7 +42,10 @@ class CleanupOperator(BaseOperator):
             report = cleanup_core.cleanup(conn, self.fdw_server_name, keep_state=self.keep_state)
         self.log.info(
             "Removed server %s, %d foreign tables, user mappings for %s, schemas %s; extension %s",
-            report["server"], len(report["foreign_tables"]), report["user_mappings"] or "none",
-            report["schemas"] or "none", report["extension"],
+            report["server"],
+            len(report["foreign_tables"]),
+            report["user_mappings"] or "none",
+            report["schemas"] or "none",
+            report["extension"],
         )
         return report

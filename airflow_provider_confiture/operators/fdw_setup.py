@@ -32,8 +32,14 @@ class FdwSetupOperator(ConfitureBaseOperator):
     """
 
     template_fields: Sequence[str] = (
-        *ConfitureBaseOperator.template_fields, "ddl_path", "fdw_conn_id", "fdw_host", "fdw_port",
-        "fdw_dbname", "dry_run", "tables",
+        *ConfitureBaseOperator.template_fields,
+        "ddl_path",
+        "fdw_conn_id",
+        "fdw_host",
+        "fdw_port",
+        "fdw_dbname",
+        "dry_run",
+        "tables",
     )
 
     def __init__(
@@ -88,7 +94,13 @@ class FdwSetupOperator(ConfitureBaseOperator):
             self.log.info(
                 "Dry run: would ensure database %r, apply DDL from %s, and link it to %s:%s/%s as %r "
                 "(server %r, foreign schema %r). Nothing changed.",
-                target["dbname"], self.ddl_path, link.host, link.port, link.dbname, link.user, link.server,
+                target["dbname"],
+                self.ddl_path,
+                link.host,
+                link.port,
+                link.dbname,
+                link.user,
+                link.server,
                 options.foreign_schema,
             )
             return {**report, "dry_run": True}
@@ -101,8 +113,11 @@ class FdwSetupOperator(ConfitureBaseOperator):
             created_extension = setup.ensure_extension_recorded(target_conn)
             if self.ddl_path:
                 report["ddl"] = target_database.apply_ddl(target_conn, self.ddl_path)
-                self.log.info("DDL applied: %s; already applied: %s",
-                              report["ddl"]["applied"] or "none", report["ddl"]["already_applied"] or "none")
+                self.log.info(
+                    "DDL applied: %s; already applied: %s",
+                    report["ddl"]["applied"] or "none",
+                    report["ddl"]["already_applied"] or "none",
+                )
             result, source_catalog = plan_migration(
                 source_conn, target_conn, mapping, options, as_tables(self.tables)
             )
@@ -111,6 +126,10 @@ class FdwSetupOperator(ConfitureBaseOperator):
                 report["extension"] = "created"
         self.log.info(
             "postgres_fdw link to %s (server %s: %s, user mapping: %s); foreign tables: %s",
-            report["fdw_target"], link.server, report["server"], report["user_mapping"], report["foreign_tables"],
+            report["fdw_target"],
+            link.server,
+            report["server"],
+            report["user_mapping"],
+            report["foreign_tables"],
         )
         return report

@@ -28,7 +28,9 @@ class PrepareLoadOperator(ConfitureBaseOperator):
             self.log.info("Dry run: foreign keys would be set aside during the load; nothing changed")
             return {"deferred_foreign_keys": [], "dry_run": True}
         with self.both() as (source_conn, target_conn):
-            result, _ = plan_migration(source_conn, target_conn, mapping, self.plan_options(), as_tables(self.tables))
+            result, _ = plan_migration(
+                source_conn, target_conn, mapping, self.plan_options(), as_tables(self.tables)
+            )
             names = foreign_keys.defer_foreign_keys(target_conn, [p.target for p in result.plans])
         self.log.info("Foreign keys set aside until the load ends: %s", ", ".join(names) or "none")
         return {"deferred_foreign_keys": names}
@@ -52,6 +54,9 @@ class FinalizeLoadOperator(ConfitureBaseOperator):
         with self.both() as (source_conn, target_conn):
             result, _ = plan_migration(source_conn, target_conn, mapping, self.plan_options())
             report = foreign_keys.restore_foreign_keys(target_conn, [p.target for p in result.plans])
-        self.log.info("Foreign keys restored: %s; validated: %s",
-                      ", ".join(report["restored"]) or "none", ", ".join(report["validated"]) or "none")
+        self.log.info(
+            "Foreign keys restored: %s; validated: %s",
+            ", ".join(report["restored"]) or "none",
+            ", ".join(report["validated"]) or "none",
+        )
         return report

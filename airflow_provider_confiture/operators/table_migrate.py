@@ -36,8 +36,14 @@ class TableMigrateOperator(ConfitureBaseOperator):
     """
 
     template_fields: Sequence[str] = (
-        *ConfitureBaseOperator.template_fields, "table", "unit", "source_table", "target_table", "columns",
-        "where", "dry_run",
+        *ConfitureBaseOperator.template_fields,
+        "table",
+        "unit",
+        "source_table",
+        "target_table",
+        "columns",
+        "where",
+        "dry_run",
     )
 
     def __init__(
@@ -103,27 +109,45 @@ class TableMigrateOperator(ConfitureBaseOperator):
             strategy = (self.unit or {}).get("strategy")
             if not strategy:
                 plan.estimated_rows = exact_rows_if_unknown(source_conn, plan)
-            chosen = choose_strategy(plan, options.copy_threshold_rows, check.copy_capable, check.copy_problem)
+            chosen = choose_strategy(
+                plan, options.copy_threshold_rows, check.copy_capable, check.copy_problem
+            )
             if not strategy or (strategy == "copy" and not check.copy_capable):
                 strategy = chosen
             for warning in plan.warnings:
                 self.log.warning("%s: %s", plan.label, warning)
             if as_bool(self.dry_run):
                 statements = load.statements_for(plan, strategy, key_range)
-                self.log.info("Dry run: %s would load with strategy %s:\n%s", plan.label, strategy,
-                              "\n".join(statements))
-                return {"table": str(plan.target), "key": plan.key, "strategy": strategy, "dry_run": True,
-                        "statements": statements, "rows": 0}
+                self.log.info(
+                    "Dry run: %s would load with strategy %s:\n%s",
+                    plan.label,
+                    strategy,
+                    "\n".join(statements),
+                )
+                return {
+                    "table": str(plan.target),
+                    "key": plan.key,
+                    "strategy": strategy,
+                    "dry_run": True,
+                    "statements": statements,
+                    "rows": 0,
+                }
 
             def rows_probe_factory(pid: int):
                 def probe() -> int | None:
                     return dbapi.fetch_value(
                         monitor, "SELECT tuples_processed FROM pg_stat_progress_copy WHERE pid = %s", (pid,)
                     )
+
                 return probe
 
-            self.log.info("Loading %s%s from %s with strategy %s", plan.target,
-                          f" {key_range.label}" if key_range else "", plan.source, strategy)
+            self.log.info(
+                "Loading %s%s from %s with strategy %s",
+                plan.target,
+                f" {key_range.label}" if key_range else "",
+                plan.source,
+                strategy,
+            )
             result = load.load_table(
                 source_conn,
                 target_conn,
@@ -143,9 +167,14 @@ class TableMigrateOperator(ConfitureBaseOperator):
             )
         self.log.info(
             "%s%s: %s rows in %.2f s (%s rows/s) with %s%s; rebuilt %d indexes, %d sequences synced",
-            plan.label, f" {key_range.label}" if key_range else "", f"{result.rows:,}", result.seconds,
-            f"{result.rows_per_second:,.0f}", strategy,
+            plan.label,
+            f" {key_range.label}" if key_range else "",
+            f"{result.rows:,}",
+            result.seconds,
+            f"{result.rows_per_second:,.0f}",
+            strategy,
             f" ({result.copy_format})" if result.copy_format else "",
-            result.set_aside.get("indexes", 0), len(result.sequences),
+            result.set_aside.get("indexes", 0),
+            len(result.sequences),
         )
         return result.to_dict()

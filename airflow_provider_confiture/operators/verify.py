@@ -28,7 +28,12 @@ class VerifyOperator(ConfitureBaseOperator):
     """
 
     template_fields: Sequence[str] = (
-        *ConfitureBaseOperator.template_fields, "tables", "unit", "checksum", "table_results", "dry_run",
+        *ConfitureBaseOperator.template_fields,
+        "tables",
+        "unit",
+        "checksum",
+        "table_results",
+        "dry_run",
     )
 
     def __init__(
@@ -67,40 +72,60 @@ class VerifyOperator(ConfitureBaseOperator):
             result, _ = plan_migration(source_conn, target_conn, mapping, options, tables)
             if self.table_results is not None:
                 results = self.table_results
-                if isinstance(results, dict):  # xcom_pull gives one value, not a list, for one mapped instance
+                if isinstance(
+                    results, dict
+                ):  # xcom_pull gives one value, not a list, for one mapped instance
                     results = [results]
                 summaries = [r for r in (results or []) if r]
-                checks = [verify_core.TableCheck(**{k: v for k, v in r.items() if k != "ok"})
-                          for r in _flatten(summaries)]
+                checks = [
+                    verify_core.TableCheck(**{k: v for k, v in r.items() if k != "ok"})
+                    for r in _flatten(summaries)
+                ]
             else:
                 for plan in result.plans:
-                    copy_capable = validate_table(source_conn, target_conn, plan, mapping.origin or "").copy_capable
+                    copy_capable = validate_table(
+                        source_conn, target_conn, plan, mapping.origin or ""
+                    ).copy_capable
                     checks.append(
                         verify_core.verify_table(
-                            source_conn, target_conn, plan, checksum=as_bool(self.checksum),
-                            via_foreign_table=not copy_capable, key_range=key_range,
+                            source_conn,
+                            target_conn,
+                            plan,
+                            checksum=as_bool(self.checksum),
+                            via_foreign_table=not copy_capable,
+                            key_range=key_range,
                         )
                     )
             fk_problems = (
-                verify_core.foreign_key_problems(target_conn, [p.target for p in result.plans]) if check_fks else []
+                verify_core.foreign_key_problems(target_conn, [p.target for p in result.plans])
+                if check_fks
+                else []
             )
         if checks:
-            self.log.info("\n%s\n%s", verify_core.render_checks(checks), verify_core.render_reference_style(checks))
+            self.log.info(
+                "\n%s\n%s", verify_core.render_checks(checks), verify_core.render_reference_style(checks)
+            )
         if check_fks:
             if fk_problems:
                 self.log.error("✗ Foreign key integrity:\n  %s", "\n  ".join(fk_problems))
             else:
                 self.log.info("✓ Foreign key integrity verified")
-        bad = [c for c in checks if not c.ok and not (c.status == verify_core.DRIFT and not self.fail_on_drift
-                                                       and c.sequences_ok)]
+        bad = [
+            c
+            for c in checks
+            if not c.ok and not (c.status == verify_core.DRIFT and not self.fail_on_drift and c.sequences_ok)
+        ]
         report = {
             "tables": [c.to_dict() for c in checks],
             "foreign_key_problems": fk_problems,
             "ok": not bad and not fk_problems,
         }
         if bad or fk_problems:
-            lines = [f"{c.label}: {c.detail or c.status}" + (
-                f"; {'; '.join(c.sequence_problems)}" if c.sequence_problems else "") for c in bad]
+            lines = [
+                f"{c.label}: {c.detail or c.status}"
+                + (f"; {'; '.join(c.sequence_problems)}" if c.sequence_problems else "")
+                for c in bad
+            ]
             lines += fk_problems
             raise VerificationError("verification failed:\n  " + "\n  ".join(lines))
         return report

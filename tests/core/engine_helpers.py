@@ -79,23 +79,35 @@ def as_mapping(mapping: str | Mapping | None) -> Mapping:
 
 
 def plans(
-    source_conn: Any, target_conn: Any, mapping: str | Mapping | None = None, options: PlanOptions | None = None,
+    source_conn: Any,
+    target_conn: Any,
+    mapping: str | Mapping | None = None,
+    options: PlanOptions | None = None,
     tables: list[str] | None = None,
 ) -> PlanResult:
-    result, _ = plan_migration(source_conn, target_conn, as_mapping(mapping), options or PlanOptions(), tables)
+    result, _ = plan_migration(
+        source_conn, target_conn, as_mapping(mapping), options or PlanOptions(), tables
+    )
     return result
 
 
 def plan_for(
-    source_conn: Any, target_conn: Any, table: str, mapping: str | Mapping | None = None,
+    source_conn: Any,
+    target_conn: Any,
+    table: str,
+    mapping: str | Mapping | None = None,
     options: PlanOptions | None = None,
 ) -> TablePlan:
     return plans(source_conn, target_conn, mapping, options, [table]).get(table)
 
 
 def link_up(
-    source_conn: Any, target_conn: Any, source_db: Any, mapping: str | Mapping | None = None,
-    options: PlanOptions | None = None, **link_overrides: Any,
+    source_conn: Any,
+    target_conn: Any,
+    source_db: Any,
+    mapping: str | Mapping | None = None,
+    options: PlanOptions | None = None,
+    **link_overrides: Any,
 ) -> PlanResult:
     """Run the setup step's link part (extension, server, user mapping, foreign tables) for ``mapping``."""
     options = options or PlanOptions()
@@ -112,7 +124,9 @@ def table_rows(db: Any, table: str, order_by: str = "id") -> list[tuple]:
     """Every row of ``table`` as text, ordered (for exact before/after comparisons)."""
     return rows(
         db,
-        sql.SQL("SELECT t::text FROM {} t ORDER BY {}").format(sql.Identifier(table), sql.Identifier(order_by)),
+        sql.SQL("SELECT t::text FROM {} t ORDER BY {}").format(
+            sql.Identifier(table), sql.Identifier(order_by)
+        ),
     )
 
 
@@ -124,7 +138,9 @@ def wait_for_stats(db: Any, table: str, inserts: int, timeout: float = 10.0) -> 
     """
     deadline = time.monotonic() + timeout
     while True:
-        got = rows(db, "SELECT coalesce(sum(n_tup_ins), 0) FROM pg_stat_all_tables WHERE relname = %s", (table,))
+        got = rows(
+            db, "SELECT coalesce(sum(n_tup_ins), 0) FROM pg_stat_all_tables WHERE relname = %s", (table,)
+        )
         if got and got[0][0] >= inserts:
             return
         if time.monotonic() > deadline:

@@ -15,9 +15,9 @@ LINK_STATE = {
     "servers": "SELECT srvname FROM pg_foreign_server ORDER BY 1",
     "user_mappings": "SELECT srvname, usename FROM pg_user_mappings ORDER BY 1, 2",
     "foreign_tables": "SELECT c.oid::regclass::text FROM pg_foreign_table f JOIN pg_class c ON c.oid = f.ftrelid "
-                      "ORDER BY 1",
+    "ORDER BY 1",
     "schemas": "SELECT nspname FROM pg_namespace WHERE nspname IN ('old_schema', 'old_schema_legacy', '_confiture') "
-               "ORDER BY 1",
+    "ORDER BY 1",
     "views": "SELECT table_schema, table_name FROM information_schema.views WHERE table_schema = 'public'",
 }
 
@@ -32,8 +32,10 @@ def linked(source_db, target_db, connect):
         "CREATE SCHEMA legacy; CREATE TABLE legacy.old_users (id int PRIMARY KEY, full_name text);"
         "CREATE TABLE tags (id int PRIMARY KEY, name text);"
     )
-    target_db.execute("CREATE TABLE users (id int PRIMARY KEY, full_name text);"
-                      "CREATE TABLE tags (id int PRIMARY KEY, name text);")
+    target_db.execute(
+        "CREATE TABLE users (id int PRIMARY KEY, full_name text);"
+        "CREATE TABLE tags (id int PRIMARY KEY, name text);"
+    )
     return source_db, target_db
 
 
@@ -56,7 +58,12 @@ def test_cleanup_removes_everything_setup_created(linked, connect):
     assert report["extension"] == "dropped" and report["server"] == "confiture_source"
     assert sorted(report["schemas"]) == ["old_schema", "old_schema_legacy"]
     assert link_state(target_db) == {
-        "extension": [(0,)], "servers": [], "user_mappings": [], "foreign_tables": [], "schemas": [], "views": [],
+        "extension": [(0,)],
+        "servers": [],
+        "user_mappings": [],
+        "foreign_tables": [],
+        "schemas": [],
+        "views": [],
     }
     # the migrated tables are untouched; a second cleanup is harmless
     assert rows(target_db, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(2,)]
@@ -102,7 +109,9 @@ def test_refuses_when_a_user_view_depends_on_a_foreign_table(linked, connect):
 
 def test_refuses_while_foreign_keys_are_set_aside(linked, connect):
     source_db, target_db = linked
-    target_db.execute("CREATE TABLE posts (id int PRIMARY KEY, user_id int CONSTRAINT posts_user_fk REFERENCES users)")
+    target_db.execute(
+        "CREATE TABLE posts (id int PRIMARY KEY, user_id int CONSTRAINT posts_user_fk REFERENCES users)"
+    )
     tgt = _setup(connect, source_db, target_db)
     foreign_keys.defer_foreign_keys(tgt, [QualifiedName("public", "users")])
     before = link_state(target_db)

@@ -20,6 +20,7 @@ from airflow_provider_confiture.core.names import QualifiedName
 
 STRATEGIES = ("copy", "fdw")
 
+
 @pytest.fixture
 def rich(source_db, target_db):
     source_db.execute(RICH_DDL)
@@ -45,10 +46,11 @@ def test_load_exact_content_every_driver_pair(rich, connect, strategy, source_dr
         check = verify.verify_table(src, tgt, plan)
         assert check.status == verify.MATCH and check.ok, check
     # NULLs really arrived as NULLs (not as the text 'NULL' or '\N')
-    assert rows(target_db, "SELECT count(*) FILTER (WHERE t IS NULL), count(*) FILTER (WHERE j IS NULL), "
-                           "count(*) FILTER (WHERE b IS NULL), count(*) FILTER (WHERE a IS NULL) FROM rich") == [
-        (42, 50, 75, 30)
-    ]
+    assert rows(
+        target_db,
+        "SELECT count(*) FILTER (WHERE t IS NULL), count(*) FILTER (WHERE j IS NULL), "
+        "count(*) FILTER (WHERE b IS NULL), count(*) FILTER (WHERE a IS NULL) FROM rich",
+    ) == [(42, 50, 75, 30)]
     assert rows(target_db, "SELECT count(*) FROM moods WHERE m IS NULL") == [(40,)]
 
 
@@ -73,9 +75,7 @@ CREATE TABLE things (id int PRIMARY KEY, v int NOT NULL, label text);
 
 def _simple(source_db, target_db, n=200):
     source_db.execute(SIMPLE_DDL)
-    source_db.execute(
-        "INSERT INTO things SELECT g, g, 'src ' || g FROM generate_series(1, %s) g", (n,)
-    )
+    source_db.execute("INSERT INTO things SELECT g, g, 'src ' || g FROM generate_series(1, %s) g", (n,))
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -91,7 +91,9 @@ def test_failed_load_leaves_previous_content_exactly(source_db, target_db, conne
         "INSERT INTO things SELECT g, g - 999, 'old ' || g FROM generate_series(1000, 1004) g;"
     )
     before = table_rows(target_db, "things")
-    indexes_before = rows(target_db, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'things' ORDER BY 1")
+    indexes_before = rows(
+        target_db, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'things' ORDER BY 1"
+    )
     src, tgt = connect(source_db, driver), connect(target_db, driver)
     link_up(src, tgt, source_db)
     plan = plan_for(src, tgt, "things")
@@ -100,9 +102,9 @@ def test_failed_load_leaves_previous_content_exactly(source_db, target_db, conne
     message = str(info.value)
     assert "public.things" in message and "v_small" in message and "rolled back" in message
     assert table_rows(target_db, "things") == before
-    assert rows(target_db, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'things' ORDER BY 1") == (
-        indexes_before
-    )
+    assert rows(
+        target_db, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'things' ORDER BY 1"
+    ) == (indexes_before)
     assert rows(target_db, "SELECT tgenabled FROM pg_trigger WHERE tgname = 'things_keep'") == [("O",)]
     # the connections are usable afterwards: fixing the data and retrying succeeds
     source_db.execute("UPDATE things SET v = 1 WHERE v >= 150")
@@ -147,12 +149,16 @@ def test_identity_serial_generated_and_sequences_ahead(source_db, target_db, con
     assert "total" in plan.unmapped_source_columns  # the target computes it
     result = load.load_table(src, tgt, plan, strategy)
     assert result.rows == 60 and len(result.sequences) == 2
-    assert rows(target_db, "SELECT min(id), max(id), min(code), max(code) FROM items") == [(10, 600, 101, 160)]
+    assert rows(target_db, "SELECT min(id), max(id), min(code), max(code) FROM items") == [
+        (10, 600, 101, 160)
+    ]
     # the generated column is computed by the target (the source's stale 0 is not copied)
     assert rows(target_db, "SELECT total::text FROM items WHERE id = 70") == [("21.75",)]
     assert rows(target_db, "SELECT count(*) FROM items WHERE total IS DISTINCT FROM price * qty") == [(0,)]
     # the application's first insert after cutover: no duplicate key on either sequence
-    new = rows(target_db, "INSERT INTO items (price, qty, label) VALUES (1, 2, 'app') RETURNING id, code, total")
+    new = rows(
+        target_db, "INSERT INTO items (price, qty, label) VALUES (1, 2, 'app') RETURNING id, code, total"
+    )
     assert new[0][0] > 600 and new[0][1] > 160 and str(new[0][2]) == "2.00"
 
 
@@ -179,7 +185,10 @@ def test_user_triggers_do_not_rewrite_rows_and_stay_enabled(source_db, target_db
     assert table_rows(target_db, "things") == table_rows(source_db, "things")
     assert rows(target_db, "SELECT count(*) FROM audit") == [(0,)]
     assert rows(target_db, "SELECT tgname, tgenabled FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1") == [
-        ("a_rewrite", "O"), ("b_audit", "O"), ("c_always", "A"), ("d_off", "D"),
+        ("a_rewrite", "O"),
+        ("b_audit", "O"),
+        ("c_always", "A"),
+        ("d_off", "D"),
     ]
     # still in force for the application
     assert rows(target_db, "INSERT INTO things VALUES (9999, 1, 'app') RETURNING label") == [("rewritten",)]
@@ -212,8 +221,10 @@ def test_secondary_indexes_rebuilt_with_same_names_and_definitions(source_db, ta
         "WHERE i.tablename = 'things' ORDER BY 1"
     )
     before = rows(target_db, catalog_query)
-    constraints_query = ("SELECT conname, pg_get_constraintdef(oid), obj_description(oid, 'pg_constraint') "
-                         "FROM pg_constraint WHERE conrelid = 'things'::regclass ORDER BY 1")
+    constraints_query = (
+        "SELECT conname, pg_get_constraintdef(oid), obj_description(oid, 'pg_constraint') "
+        "FROM pg_constraint WHERE conrelid = 'things'::regclass ORDER BY 1"
+    )
     constraints = rows(target_db, constraints_query)
     assert sum(1 for r in before if r[4]) == 1 and sum(1 for r in before if r[5]) == 1
     src, tgt = connect(source_db), connect(target_db)
@@ -224,7 +235,9 @@ def test_secondary_indexes_rebuilt_with_same_names_and_definitions(source_db, ta
     assert rows(target_db, catalog_query) == before
     assert all(valid and ready for _, _, valid, ready, _, _, _ in before)
     assert rows(target_db, constraints_query) == constraints
-    assert rows(target_db, "SELECT relreplident FROM pg_class WHERE oid = 'public.things'::regclass") == [("i",)]
+    assert rows(target_db, "SELECT relreplident FROM pg_class WHERE oid = 'public.things'::regclass") == [
+        ("i",)
+    ]
     # and they are used and correct
     assert rows(target_db, "SELECT count(*) FROM things WHERE lower(label) = 'src 7'") == [(1,)]
 
@@ -353,8 +366,10 @@ users:
     assert plan.defaulted_target_columns == ["status"] and plan.unmapped_source_columns == ["legacy"]
     result = load.load_table(src, tgt, plan, strategy)
     assert result.rows == 90
-    assert rows(target_db, "SELECT display_name, email, price::text, metadata->>'theme', status FROM users "
-                           "WHERE id = 7") == [("name 7", "e7@x", "7.07", "t7", "active")]
+    assert rows(
+        target_db,
+        "SELECT display_name, email, price::text, metadata->>'theme', status FROM users WHERE id = 7",
+    ) == [("name 7", "e7@x", "7.07", "t7", "active")]
     assert rows(target_db, "SELECT count(*) FROM users WHERE id % 10 = 0") == [(0,)]
     assert verify.verify_table(src, tgt, plan).ok
 
@@ -366,7 +381,9 @@ def test_source_is_read_in_one_snapshot_while_it_is_written(source_db, target_db
         "CREATE TABLE pairs (id bigserial PRIMARY KEY, pair int NOT NULL, side int NOT NULL, pad text);"
         "INSERT INTO pairs (pair, side, pad) SELECT g / 2, g % 2, repeat('x', 50) FROM generate_series(0, 19999) g;"
     )
-    target_db.execute("CREATE TABLE pairs (id bigint PRIMARY KEY, pair int NOT NULL, side int NOT NULL, pad text);")
+    target_db.execute(
+        "CREATE TABLE pairs (id bigint PRIMARY KEY, pair int NOT NULL, side int NOT NULL, pad text);"
+    )
     src, tgt = connect(source_db), connect(target_db)
     link_up(src, tgt, source_db)
     plan = plan_for(src, tgt, "pairs")
@@ -393,22 +410,28 @@ def test_source_is_read_in_one_snapshot_while_it_is_written(source_db, target_db
         stop.set()
         th.join(30)
     assert written, "the writer never ran"
-    assert rows(target_db, "SELECT count(*) FROM (SELECT pair FROM pairs GROUP BY pair HAVING count(*) <> 2) x") == [
-        (0,)
-    ]
+    assert rows(
+        target_db, "SELECT count(*) FROM (SELECT pair FROM pairs GROUP BY pair HAVING count(*) <> 2) x"
+    ) == [(0,)]
     assert rows(target_db, "SELECT count(*) FROM pairs")[0][0] == result.rows >= 20000
 
 
 def test_key_ranges_of_one_table_load_in_parallel(source_db, target_db, connect):
     """The parts of a split table are separate tasks that run at the same time: they must not wait for
     each other, while a second run of the same part is still kept out (with a message naming it)."""
-    source_db.execute("CREATE TABLE big (id int PRIMARY KEY, v int);"
-                      "INSERT INTO big SELECT g, g FROM generate_series(1, 1000) g;")
-    target_db.execute("CREATE TABLE big (id int PRIMARY KEY, v int);"
-                      "INSERT INTO big SELECT g, -g FROM generate_series(1, 1000) g;")  # an earlier load
+    source_db.execute(
+        "CREATE TABLE big (id int PRIMARY KEY, v int);"
+        "INSERT INTO big SELECT g, g FROM generate_series(1, 1000) g;"
+    )
+    target_db.execute(
+        "CREATE TABLE big (id int PRIMARY KEY, v int);"
+        "INSERT INTO big SELECT g, -g FROM generate_series(1, 1000) g;"
+    )  # an earlier load
     # the first part's copy is slow (3 s on its first row)
-    mapping = ('big:\n  columns:\n    v:\n      transform: "v + (SELECT 0 FROM pg_sleep('
-               'CASE WHEN id = 1 THEN 3 ELSE 0 END))"\n')
+    mapping = (
+        'big:\n  columns:\n    v:\n      transform: "v + (SELECT 0 FROM pg_sleep('
+        'CASE WHEN id = 1 THEN 3 ELSE 0 END))"\n'
+    )
     src, tgt = connect(source_db), connect(target_db)
     link_up(src, tgt, source_db, mapping)
     plan = plan_for(src, tgt, "big", mapping)
@@ -420,13 +443,16 @@ def test_key_ranges_of_one_table_load_in_parallel(source_db, target_db, connect)
         time.sleep(delay)
         s, t = connect(source_db), connect(target_db)
         try:
-            results[name] = load.load_table(s, t, plan, "copy", key_range=part,
-                                            options=load.LoadOptions(lock_timeout="1s"))
+            results[name] = load.load_table(
+                s, t, plan, "copy", key_range=part, options=load.LoadOptions(lock_timeout="1s")
+            )
         except Exception as exc:  # noqa: BLE001 - checked below
             results[name] = exc
 
-    threads = [threading.Thread(target=run, args=a) for a in
-               (("first", parts[0], 0), ("second", parts[1], 0), ("first again", parts[0], 0))]
+    threads = [
+        threading.Thread(target=run, args=a)
+        for a in (("first", parts[0], 0), ("second", parts[1], 0), ("first again", parts[0], 0))
+    ]
     threads[0].start()
     deadline = time.monotonic() + 30  # the others start once the first part holds its lock
     while rows(target_db, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") != [(1,)]:
@@ -446,8 +472,10 @@ def test_key_ranges_of_one_table_load_in_parallel(source_db, target_db, connect)
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_partitioned_target_keeps_valid_indexes_on_every_partition(source_db, target_db, connect, strategy):
-    source_db.execute("CREATE TABLE events (id int, kind int, v text, PRIMARY KEY (id, kind));"
-                      "INSERT INTO events SELECT g, g % 4, 'v' || g FROM generate_series(1, 400) g;")
+    source_db.execute(
+        "CREATE TABLE events (id int, kind int, v text, PRIMARY KEY (id, kind));"
+        "INSERT INTO events SELECT g, g % 4, 'v' || g FROM generate_series(1, 400) g;"
+    )
     target_db.execute(
         "CREATE TABLE events (id int, kind int, v text, PRIMARY KEY (id, kind)) PARTITION BY LIST (kind);"
         "CREATE TABLE events_low PARTITION OF events FOR VALUES IN (0, 1);"
@@ -455,8 +483,10 @@ def test_partitioned_target_keeps_valid_indexes_on_every_partition(source_db, ta
         "CREATE INDEX events_v ON events (v);"
         "CREATE INDEX events_high_custom ON events_high (kind, v);"
     )
-    query = ("SELECT c.relname, x.indisvalid, pg_get_indexdef(x.indexrelid) FROM pg_index x "
-             "JOIN pg_class c ON c.oid = x.indexrelid WHERE c.relnamespace = 'public'::regnamespace ORDER BY 1")
+    query = (
+        "SELECT c.relname, x.indisvalid, pg_get_indexdef(x.indexrelid) FROM pg_index x "
+        "JOIN pg_class c ON c.oid = x.indexrelid WHERE c.relnamespace = 'public'::regnamespace ORDER BY 1"
+    )
     before = rows(target_db, query)
     assert len(before) == 7 and all(valid for _, valid, _ in before)
     src, tgt = connect(source_db), connect(target_db)
@@ -504,4 +534,6 @@ def test_every_sequence_feeding_a_column_ends_ahead(source_db, target_db, connec
     # verify notices a sequence that is not ahead, also when it is not owned by the table
     target_db.execute("SELECT setval('shared_seq', 5)")
     check = verify.verify_table(src, tgt, plan_for(src, tgt, "orders"))
-    assert not check.ok and check.sequence_problems == ["public.shared_seq next value 6 is not beyond id = 301"]
+    assert not check.ok and check.sequence_problems == [
+        "public.shared_seq next value 6 is not beyond id = 301"
+    ]

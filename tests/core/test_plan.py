@@ -72,7 +72,9 @@ def test_both_mapping_forms_resolve_against_the_catalogs(shop):
     result = plans(src, tgt, MAPPING)
     by_target = {p.target.name: p for p in result.plans}
     assert sorted(by_target) == ["tags", "tb_user", "users"]
-    assert result.skipped == [("audit_log", "no source table public.audit_log: add a mapping entry with 'source_table'")]
+    assert result.skipped == [
+        ("audit_log", "no source table public.audit_log: add a mapping entry with 'source_table'")
+    ]
 
     users = by_target["users"]
     assert str(users.source) == "public.old_users" and users.where == "deleted_at IS NULL"
@@ -92,7 +94,11 @@ def test_both_mapping_forms_resolve_against_the_catalogs(shop):
 
     tb_user = by_target["tb_user"]  # short form: the entry is its columns section
     assert str(tb_user.source) == "public.tb_user"
-    assert {c.target: c.source for c in tb_user.columns} == {"id": "id", "login_name": "username", "age": "age"}
+    assert {c.target: c.source for c in tb_user.columns} == {
+        "id": "id",
+        "login_name": "username",
+        "age": "age",
+    }
     assert by_target["tags"].key == "tags" and {c.target for c in by_target["tags"].columns} == {"id", "name"}
 
 
@@ -134,8 +140,10 @@ def test_schema_qualified_source_gets_its_own_foreign_schema(source_db, target_d
         "INSERT INTO old_users VALUES (1, 'WRONG public table');"
         "CREATE TABLE tags (id int PRIMARY KEY, name text); INSERT INTO tags VALUES (1, 'a');"
     )
-    target_db.execute("CREATE TABLE users (id int PRIMARY KEY, display_name text);"
-                      "CREATE TABLE tags (id int PRIMARY KEY, name text);")
+    target_db.execute(
+        "CREATE TABLE users (id int PRIMARY KEY, display_name text);"
+        "CREATE TABLE tags (id int PRIMARY KEY, name text);"
+    )
     mapping = "users:\n  source_table: legacy.old_users\n  columns:\n    full_name: display_name\n"
     src, tgt = connect(source_db), connect(target_db)
     link_up(src, tgt, source_db, mapping)
@@ -159,46 +167,56 @@ def test_schema_qualified_source_gets_its_own_foreign_schema(source_db, target_d
 ERRORS = {
     "unknown source table": (
         "users:\n  source_table: old_userz\n",
-        PlanError, ["entry 'users'", "source table public.old_userz does not exist", "did you mean 'old_users'"],
+        PlanError,
+        ["entry 'users'", "source table public.old_userz does not exist", "did you mean 'old_users'"],
     ),
     "unknown target table": (
         "userz:\n  source_table: old_users\n",
-        PlanError, ["entry 'userz'", "target table public.userz does not exist"],
+        PlanError,
+        ["entry 'userz'", "target table public.userz does not exist"],
     ),
     "unknown source column": (
         "users:\n  source_table: old_users\n  columns:\n    full_nam: display_name\n",
-        PlanError, ["entry 'users'", "column 'full_nam'", "public.old_users has no column", "'full_name'"],
+        PlanError,
+        ["entry 'users'", "column 'full_nam'", "public.old_users has no column", "'full_name'"],
     ),
     "unknown target column": (
         "users:\n  source_table: old_users\n  columns:\n    full_name: display_nam\n",
-        PlanError, ["entry 'users'", "column 'display_nam'", "public.users has no column", "'display_name'"],
+        PlanError,
+        ["entry 'users'", "column 'display_nam'", "public.users has no column", "'display_name'"],
     ),
     "transform does not parse": (
         "users:\n  source_table: old_users\n  columns:\n    full_name: display_name\n"
-        "    price:\n      transform: \"price_cents::numeric /\"\n",
-        PlanError, ["entry 'users'", "column 'price'", "price_cents::numeric /", "syntax error"],
+        '    price:\n      transform: "price_cents::numeric /"\n',
+        PlanError,
+        ["entry 'users'", "column 'price'", "price_cents::numeric /", "syntax error"],
     ),
     "transform references a missing column": (
         "users:\n  source_table: old_users\n  columns:\n    full_name: display_name\n"
-        "    price:\n      transform: \"price_cent / 100\"\n",
-        PlanError, ["entry 'users'", "column 'price'", "price_cent", "does not exist"],
+        '    price:\n      transform: "price_cent / 100"\n',
+        PlanError,
+        ["entry 'users'", "column 'price'", "price_cent", "does not exist"],
     ),
     "transform type cannot be assigned": (
         "users:\n  source_table: old_users\n  columns:\n    full_name: display_name\n"
         "    age:\n      transform: \"full_name || '!'\"\n",
-        PlanError, ["entry 'users'", "column 'age'", "public.users.age (integer)", "type text"],
+        PlanError,
+        ["entry 'users'", "column 'age'", "public.users.age (integer)", "type text"],
     ),
     "NOT NULL target column without source or default": (
         "users:\n  source_table: old_users\n",
-        PlanError, ["entry 'users'", "column 'display_name'", "NOT NULL", "no default"],
+        PlanError,
+        ["entry 'users'", "column 'display_name'", "NOT NULL", "no default"],
     ),
     "invalid strategy": (
         "users:\n  source_table: old_users\n  strategy: fastest\n  columns:\n    full_name: display_name\n",
-        MappingError, ["entry 'users'", "strategy 'fastest'", "auto, fdw, copy"],
+        MappingError,
+        ["entry 'users'", "strategy 'fastest'", "auto, fdw, copy"],
     ),
     "bad where filter": (
-        "users:\n  source_table: old_users\n  where: \"deleted_att IS NULL\"\n  columns:\n    full_name: display_name\n",
-        PlanError, ["entry 'users'", "'where'", "deleted_att"],
+        'users:\n  source_table: old_users\n  where: "deleted_att IS NULL"\n  columns:\n    full_name: display_name\n',
+        PlanError,
+        ["entry 'users'", "'where'", "deleted_att"],
     ),
 }
 
@@ -237,18 +255,24 @@ def test_validate_requires_setup_first(source_db, target_db, connect):
     target_db.execute("CREATE TABLE tags (id int PRIMARY KEY)")
     src, tgt = connect(source_db), connect(target_db)
     plan = plan_for(src, tgt, "tags")
-    with pytest.raises(PlanError, match="foreign table old_schema.tags is missing on the target: run the setup"):
+    with pytest.raises(
+        PlanError, match="foreign table old_schema.tags is missing on the target: run the setup"
+    ):
         validate_table(src, tgt, plan)
 
 
 def test_transform_valid_only_on_target_uses_fdw(source_db, target_db, connect):
     """A transform calling a function that exists only on the target cannot run in the source's COPY:
     auto picks FDW for it, and an explicit 'copy' is refused before any data moves."""
-    source_db.execute("CREATE TABLE tags (id int PRIMARY KEY, name text);"
-                      "INSERT INTO tags SELECT g, 't' || g FROM generate_series(1, 10) g;")
-    target_db.execute("CREATE TABLE tags (id int PRIMARY KEY, name text);"
-                      "CREATE FUNCTION shout(text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT upper($1) $$;")
-    mapping = "tags:\n  columns:\n    name:\n      transform: \"shout(name)\"\n"
+    source_db.execute(
+        "CREATE TABLE tags (id int PRIMARY KEY, name text);"
+        "INSERT INTO tags SELECT g, 't' || g FROM generate_series(1, 10) g;"
+    )
+    target_db.execute(
+        "CREATE TABLE tags (id int PRIMARY KEY, name text);"
+        "CREATE FUNCTION shout(text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT upper($1) $$;"
+    )
+    mapping = 'tags:\n  columns:\n    name:\n      transform: "shout(name)"\n'
     src, tgt = connect(source_db), connect(target_db)
     link_up(src, tgt, source_db, mapping)
     analysis = analyze.analyze(src, tgt, parse_mapping_text(mapping), PlanOptions(copy_threshold_rows=0))
@@ -270,7 +294,9 @@ def sized(source_db, target_db, connect):
         "CREATE TABLE big (id int PRIMARY KEY, v text); INSERT INTO big SELECT g, 'v' FROM generate_series(1, 100) g;"
         "ANALYZE small; ANALYZE big;"
     )
-    target_db.execute("CREATE TABLE small (id int PRIMARY KEY, v text); CREATE TABLE big (id int PRIMARY KEY, v text);")
+    target_db.execute(
+        "CREATE TABLE small (id int PRIMARY KEY, v text); CREATE TABLE big (id int PRIMARY KEY, v text);"
+    )
     src, tgt = connect(source_db), connect(target_db)
     link_up(src, tgt, source_db)
     return src, tgt
@@ -282,12 +308,16 @@ def _strategies(analysis):
 
 def test_auto_strategy_uses_copy_from_the_threshold_up(sized):
     src, tgt = sized
-    analysis = analyze.analyze(src, tgt, parse_mapping_text("big:\nsmall:\n"), PlanOptions(copy_threshold_rows=100))
+    analysis = analyze.analyze(
+        src, tgt, parse_mapping_text("big:\nsmall:\n"), PlanOptions(copy_threshold_rows=100)
+    )
     assert _strategies(analysis) == {"big": "copy", "small": "fdw"}
     assert {t.label: t.rows for t in analysis.tables} == {"big": 100, "small": 99}
     assert DEFAULT_COPY_THRESHOLD_ROWS == PlanOptions().copy_threshold_rows
     # default threshold: both small
-    assert set(_strategies(analyze.analyze(src, tgt, parse_mapping_text("big:\n"), PlanOptions())).values()) == {"fdw"}
+    assert set(
+        _strategies(analyze.analyze(src, tgt, parse_mapping_text("big:\n"), PlanOptions())).values()
+    ) == {"fdw"}
 
 
 def test_per_table_and_global_strategy_overrides(sized):
@@ -299,14 +329,20 @@ def test_per_table_and_global_strategy_overrides(sized):
     assert _strategies(forced) == {"big": "copy", "small": "copy"}
     big = next(t for t in forced.tables if t.label == "big")
     assert any("global strategy 'copy' overrides the entry's 'fdw'" in w for w in big.warnings)
-    assert set(_strategies(analyze.analyze(src, tgt, mapping, PlanOptions(strategy="fdw"))).values()) == {"fdw"}
+    assert set(_strategies(analyze.analyze(src, tgt, mapping, PlanOptions(strategy="fdw"))).values()) == {
+        "fdw"
+    }
 
 
 def test_analysis_table_and_units(sized):
     src, tgt = sized
     analysis = analyze.analyze(
-        src, tgt, parse_mapping_text("big:\nsmall:\n"), PlanOptions(copy_threshold_rows=100),
-        split_threshold_rows=100, rows_per_part=40,
+        src,
+        tgt,
+        parse_mapping_text("big:\nsmall:\n"),
+        PlanOptions(copy_threshold_rows=100),
+        split_threshold_rows=100,
+        rows_per_part=40,
     )
     text = analysis.render()
     lines = text.splitlines()
@@ -314,7 +350,9 @@ def test_analysis_table_and_units(sized):
     assert lines[1].startswith("┌") and lines[-1].startswith("└")
     header = [c.strip() for c in lines[2].strip("│").split("│")]
     assert header == ["Table", "Rows", "Size", "Strategy", "Tasks", "Est. Time"]
-    body = {line.split("│")[1].strip(): [c.strip() for c in line.strip("│").split("│")] for line in lines[4:-1]}
+    body = {
+        line.split("│")[1].strip(): [c.strip() for c in line.strip("│").split("│")] for line in lines[4:-1]
+    }
     assert body["big"][1] == "100" and body["big"][3] == "copy ⚡" and body["big"][4] == "3 parts"
     assert body["small"][1] == "99" and body["small"][3] == "fdw" and body["small"][4] == "1"
     assert body["small"][5].endswith("s")

@@ -107,19 +107,29 @@ def test_creates_missing_database_and_applies_ddl_once(source_db, pg_target, air
     setup = FdwSetupOperator(task_id="setup", ddl_path=str(ddl), **ids)
     first = setup.execute({})
     assert first["database"] == "created"
-    assert first["ddl"] == {"applied": ["00_base.sql", "a/01_more.sql", "b/sub/02_index.sql"], "already_applied": []}
-    assert first["server"] == "created" and first["user_mapping"] == "created" and first["extension"] == "created"
+    assert first["ddl"] == {
+        "applied": ["00_base.sql", "a/01_more.sql", "b/sub/02_index.sql"],
+        "already_applied": [],
+    }
+    assert (
+        first["server"] == "created"
+        and first["user_mapping"] == "created"
+        and first["extension"] == "created"
+    )
     assert sorted(first["foreign_tables"]["old_schema"]["imported"]) == ["tags", "users"]
-    assert pg_target.execute("SELECT count(*) FROM pg_indexes WHERE indexname = 'users_name_idx'", dbname=dbname) == [
-        (1,)
-    ]
+    assert pg_target.execute(
+        "SELECT count(*) FROM pg_indexes WHERE indexname = 'users_name_idx'", dbname=dbname
+    ) == [(1,)]
 
     TableMigrateOperator(task_id="m", table="users", **ids).execute({})
     loaded = pg_target.execute("SELECT count(*) FROM users", dbname=dbname)
 
     second = setup.execute({})  # re-running is harmless
     assert second["database"] == "exists"
-    assert second["ddl"] == {"applied": [], "already_applied": ["00_base.sql", "a/01_more.sql", "b/sub/02_index.sql"]}
+    assert second["ddl"] == {
+        "applied": [],
+        "already_applied": ["00_base.sql", "a/01_more.sql", "b/sub/02_index.sql"],
+    }
     assert second["server"] == "unchanged" and second["user_mapping"] == "unchanged"
     assert second["foreign_tables"]["old_schema"]["unchanged"] == ["tags", "users"]
     assert pg_target.execute("SELECT count(*) FROM users", dbname=dbname) == loaded == [(50,)]
@@ -127,9 +137,13 @@ def test_creates_missing_database_and_applies_ddl_once(source_db, pg_target, air
     # a new file is applied next; a failing one rolls the whole run back
     (ddl / "c_03_new.sql").write_text("CREATE TABLE extra (id int);")
     (ddl / "c_04_bad.sql").write_text("CREATE TABLE broken (id nosuchtype);")
-    with pytest.raises(SetupError, match="DDL file 'c_04_bad.sql' failed: type \"nosuchtype\" does not exist"):
+    with pytest.raises(
+        SetupError, match="DDL file 'c_04_bad.sql' failed: type \"nosuchtype\" does not exist"
+    ):
         setup.execute({})
-    assert pg_target.execute("SELECT count(*) FROM pg_tables WHERE tablename = 'extra'", dbname=dbname) == [(0,)]
+    assert pg_target.execute("SELECT count(*) FROM pg_tables WHERE tablename = 'extra'", dbname=dbname) == [
+        (0,)
+    ]
     (ddl / "c_04_bad.sql").unlink()
     assert setup.execute({})["ddl"]["applied"] == ["c_03_new.sql"]
 
@@ -139,8 +153,9 @@ def test_creates_missing_database_and_applies_ddl_once(source_db, pg_target, air
         setup.execute({})
 
 
-def test_rerun_against_another_source_updates_the_server(conns, source_db, target_db, pg_source, airflow_conn,
-                                                         request):
+def test_rerun_against_another_source_updates_the_server(
+    conns, source_db, target_db, pg_source, airflow_conn, request
+):
     target_db.execute(TARGET)
     other = pg_source.create_database(f"src_other_{secrets.token_hex(4)}")
     request.addfinalizer(lambda: pg_source.drop_database(other))
@@ -185,13 +200,20 @@ def test_fdw_host_override(conns, target_db):
     assert server_options(target_db)["host"] == "127.0.0.1"
 
 
-def test_fdw_credentials_from_a_separate_read_only_connection(conns, source_db, target_db, airflow_conn, make_role):
+def test_fdw_credentials_from_a_separate_read_only_connection(
+    conns, source_db, target_db, airflow_conn, make_role
+):
     target_db.execute(TARGET + "CREATE TABLE secret (id int PRIMARY KEY);")
     source_db.execute("CREATE TABLE secret (id int PRIMARY KEY); INSERT INTO secret VALUES (1);")
-    reader, password = make_role(source_db.cluster, {source_db.dbname: (
-        "GRANT CONNECT ON DATABASE {db} TO {role};"
-        "GRANT USAGE ON SCHEMA public TO {role}; GRANT SELECT ON users, tags TO {role};"
-    )})
+    reader, password = make_role(
+        source_db.cluster,
+        {
+            source_db.dbname: (
+                "GRANT CONNECT ON DATABASE {db} TO {role};"
+                "GRANT USAGE ON SCHEMA public TO {role}; GRANT SELECT ON users, tags TO {role};"
+            )
+        },
+    )
     fdw_conn = airflow_conn("setup_fdw_ro", source_db, user=reader, password=password)
     report = FdwSetupOperator(task_id="setup", fdw_conn_id=fdw_conn, **conns).execute({})
     assert report["user_mapping"] == "created"
@@ -219,10 +241,13 @@ def _migrator(make_role, target_db, extension: bool = True, usage: bool = True):
     return make_role(target_db.cluster, {target_db.dbname: grants})
 
 
-def test_non_superuser_target_role_runs_the_whole_migration(conns, source_db, target_db, airflow_conn, make_role,
-                                                            tmp_path):
+def test_non_superuser_target_role_runs_the_whole_migration(
+    conns, source_db, target_db, airflow_conn, make_role, tmp_path
+):
     role, password = _migrator(make_role, target_db)
-    ids = dict(conns, target_conn_id=airflow_conn("setup_target_role", target_db, user=role, password=password))
+    ids = dict(
+        conns, target_conn_id=airflow_conn("setup_target_role", target_db, user=role, password=password)
+    )
     (tmp_path / "ddl.sql").write_text(TARGET)
     report = FdwSetupOperator(task_id="setup", ddl_path=str(tmp_path / "ddl.sql"), **ids).execute({})
     assert report["extension"] == "present" and report["user_mapping"] == "created"
@@ -236,15 +261,20 @@ def test_non_superuser_target_role_runs_the_whole_migration(conns, source_db, ta
     assert rows(target_db, "SELECT count(*) FROM pg_extension WHERE extname = 'postgres_fdw'") == [(1,)]
 
 
-def test_non_superuser_target_role_is_told_what_is_missing(conns, source_db, target_db, airflow_conn, make_role):
+def test_non_superuser_target_role_is_told_what_is_missing(
+    conns, source_db, target_db, airflow_conn, make_role
+):
     target_db.execute(TARGET)
     role, password = _migrator(make_role, target_db, extension=False, usage=False)
-    ids = dict(conns, target_conn_id=airflow_conn("setup_target_role", target_db, user=role, password=password))
+    ids = dict(
+        conns, target_conn_id=airflow_conn("setup_target_role", target_db, user=role, password=password)
+    )
     with pytest.raises(SetupError) as info:
         FdwSetupOperator(task_id="setup", **ids).execute({})
     assert f"role {role!r} cannot create extension postgres_fdw" in str(info.value)
-    assert f"CREATE EXTENSION postgres_fdw; GRANT USAGE ON FOREIGN DATA WRAPPER postgres_fdw TO {role};" in str(
-        info.value
+    assert (
+        f"CREATE EXTENSION postgres_fdw; GRANT USAGE ON FOREIGN DATA WRAPPER postgres_fdw TO {role};"
+        in str(info.value)
     )
 
     target_db.execute("CREATE EXTENSION postgres_fdw")
@@ -253,7 +283,9 @@ def test_non_superuser_target_role_is_told_what_is_missing(conns, source_db, tar
     assert "permission denied for foreign-data wrapper postgres_fdw" in str(info.value)
     assert f"GRANT USAGE ON FOREIGN DATA WRAPPER postgres_fdw TO {role}" in str(info.value)
 
-    target_db.execute(sql.SQL("GRANT USAGE ON FOREIGN DATA WRAPPER postgres_fdw TO {}").format(sql.Identifier(role)))
+    target_db.execute(
+        sql.SQL("GRANT USAGE ON FOREIGN DATA WRAPPER postgres_fdw TO {}").format(sql.Identifier(role))
+    )
     # the FDW credentials have no password: a non-superuser's user mapping needs one
     nopw = airflow_conn("setup_fdw_nopw", source_db, user=source_db.cluster.superuser, password="")
     with pytest.raises(SetupError) as info:
@@ -272,7 +304,11 @@ def test_rerun_refreshes_a_foreign_table_whose_source_changed(conns, source_db, 
     FdwSetupOperator(task_id="setup", **conns).execute({})
     source_db.execute("ALTER TABLE tags ADD COLUMN color text; UPDATE tags SET color = 'red';")
     report = FdwSetupOperator(task_id="setup", **conns).execute({})
-    assert report["foreign_tables"]["old_schema"] == {"imported": [], "refreshed": ["tags"], "unchanged": ["users"]}
+    assert report["foreign_tables"]["old_schema"] == {
+        "imported": [],
+        "refreshed": ["tags"],
+        "unchanged": ["users"],
+    }
     TableMigrateOperator(task_id="m", table="tags", strategy="fdw", **conns).execute({})
     assert rows(target_db, "SELECT DISTINCT color FROM tags") == [("red",)]
     # a user's view on the stale foreign table: setup refuses to drop it, and says what to do

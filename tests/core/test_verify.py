@@ -45,17 +45,26 @@ DEFECTS = {
     "one changed text value": ("UPDATE rich SET t = t || 'x' WHERE id = 150", "content differs"),
     "NULL became empty string": ("UPDATE rich SET t = '' WHERE id = 7", "content differs"),
     "NULL array element became text": ("UPDATE rich SET ta[2] = 'NULL' WHERE id = 3", "content differs"),
-    "nested jsonb value": ("UPDATE rich SET j = jsonb_set(j, '{nested,x}', '0') WHERE id = 11", "content differs"),
+    "nested jsonb value": (
+        "UPDATE rich SET j = jsonb_set(j, '{nested,x}', '0') WHERE id = 11",
+        "content differs",
+    ),
     "numeric last digit": ("UPDATE rich SET n = n + 0.0001 WHERE id = 13", "content differs"),
-    "timestamptz microsecond": ("UPDATE rich SET ts = ts + interval '1 microsecond' WHERE id = 17",
-                                "content differs"),
+    "timestamptz microsecond": (
+        "UPDATE rich SET ts = ts + interval '1 microsecond' WHERE id = 17",
+        "content differs",
+    ),
     "one bytea byte": ("UPDATE rich SET b = set_byte(b, 0, 255) WHERE id = 19", "content differs"),
     "values swapped between rows": (
         "UPDATE rich SET t = CASE id WHEN 1 THEN (SELECT t FROM rich WHERE id = 2) "
-        "ELSE (SELECT t FROM rich WHERE id = 1) END WHERE id IN (1, 2)", "content differs",
+        "ELSE (SELECT t FROM rich WHERE id = 1) END WHERE id IN (1, 2)",
+        "content differs",
     ),
     "missing row": ("DELETE FROM rich WHERE id = 200", "row count differs: source 300, target 299"),
-    "extra row": ("INSERT INTO rich (id, t) VALUES (1000, 'extra')", "row count differs: source 300, target 301"),
+    "extra row": (
+        "INSERT INTO rich (id, t) VALUES (1000, 'extra')",
+        "row count differs: source 300, target 301",
+    ),
     "missing and extra row": ("UPDATE rich SET id = 1000 WHERE id = 200", "content differs"),
     "enum value": ("UPDATE moods SET m = 'happy' WHERE id = 1", "content differs"),
 }
@@ -107,8 +116,10 @@ def test_sequence_behind_its_data_is_reported(source_db, target_db, connect):
 
 
 def test_missing_and_not_valid_foreign_keys_are_reported(source_db, target_db, connect):
-    ddl = ("CREATE TABLE parents (id int PRIMARY KEY);"
-           "CREATE TABLE children (id int PRIMARY KEY, parent_id int CONSTRAINT kid_fk REFERENCES parents);")
+    ddl = (
+        "CREATE TABLE parents (id int PRIMARY KEY);"
+        "CREATE TABLE children (id int PRIMARY KEY, parent_id int CONSTRAINT kid_fk REFERENCES parents);"
+    )
     source_db.execute(ddl)
     source_db.execute("INSERT INTO parents VALUES (1); INSERT INTO children VALUES (1, 1);")
     target_db.execute(ddl)
@@ -122,8 +133,10 @@ def test_missing_and_not_valid_foreign_keys_are_reported(source_db, target_db, c
     ]
     foreign_keys.restore_foreign_keys(tgt, tables)
     assert verify.foreign_key_problems(tgt, tables) == []
-    target_db.execute("ALTER TABLE children DROP CONSTRAINT kid_fk;"
-                      "ALTER TABLE children ADD CONSTRAINT kid_fk FOREIGN KEY (parent_id) REFERENCES parents NOT VALID")
+    target_db.execute(
+        "ALTER TABLE children DROP CONSTRAINT kid_fk;"
+        "ALTER TABLE children ADD CONSTRAINT kid_fk FOREIGN KEY (parent_id) REFERENCES parents NOT VALID"
+    )
     assert verify.foreign_key_problems(tgt, tables) == [
         "public.children.kid_fk is NOT VALID (never checked): run finalize"
     ]

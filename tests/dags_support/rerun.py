@@ -32,7 +32,11 @@ def _run(session, dag_id: str, run_id: str):
 
 
 def clear_in_run(
-    dag_id: str, run_id: str, task_markers: Iterable[str | tuple[str, int]], *, include_downstream: bool = True
+    dag_id: str,
+    run_id: str,
+    task_markers: Iterable[str | tuple[str, int]],
+    *,
+    include_downstream: bool = True,
 ) -> list[tuple[str, int]]:
     """Clear task instances of one run (UI semantics); returns the (task_id, map_index) cleared."""
     from airflow.models.dagbag import DBDagBag
@@ -84,8 +88,11 @@ def finish_run(dag: Any, run_id: str, timeout: float = 120.0):
                 ti.state = TaskInstanceState.SCHEDULED
                 ti.scheduled_dttm = timezone.utcnow()
             session.commit()
-            scheduled = [ti for ti in run.get_task_instances(session=session)
-                         if ti.state == TaskInstanceState.SCHEDULED]
+            scheduled = [
+                ti
+                for ti in run.get_task_instances(session=session)
+                if ti.state == TaskInstanceState.SCHEDULED
+            ]
             if not scheduled and run.state == DagRunState.RUNNING:
                 time.sleep(0.5)
             for ti in scheduled:

@@ -71,8 +71,12 @@ posts:
 
 def _role(cluster, dbname: str, grants: str) -> tuple[str, str]:
     name, password = f"ro_{secrets.token_hex(4)}", secrets.token_urlsafe(12)
-    cluster.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(password)))
-    cluster.execute(sql.SQL(grants).format(role=sql.Identifier(name), db=sql.Identifier(dbname)), dbname=dbname)
+    cluster.execute(
+        sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(password))
+    )
+    cluster.execute(
+        sql.SQL(grants).format(role=sql.Identifier(name), db=sql.Identifier(dbname)), dbname=dbname
+    )
     return name, password
 
 
@@ -105,22 +109,30 @@ def _source_fingerprint(db) -> list:
     return [
         db.execute("SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM old_users t"),
         db.execute("SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM posts t"),
-        db.execute("SELECT count(*) FROM pg_class WHERE relnamespace NOT IN "
-                   "('pg_catalog'::regnamespace, 'information_schema'::regnamespace, 'pg_toast'::regnamespace)"),
+        db.execute(
+            "SELECT count(*) FROM pg_class WHERE relnamespace NOT IN "
+            "('pg_catalog'::regnamespace, 'information_schema'::regnamespace, 'pg_toast'::regnamespace)"
+        ),
         db.execute("SELECT last_value FROM old_users_id_seq"),
     ]
 
 
-def test_full_migration_in_a_dag_with_a_read_only_source_role(shop, source_db, target_db, airflow_conn, run_dag):
+def test_full_migration_in_a_dag_with_a_read_only_source_role(
+    shop, source_db, target_db, airflow_conn, run_dag
+):
     """The source is never written: with a role that can only CONNECT and SELECT (for the worker and
     for the FDW user mapping), every step succeeds."""
     from airflow.sdk import DAG
 
-    reader, password = _role(source_db.cluster, source_db.dbname,
-                             "GRANT CONNECT ON DATABASE {db} TO {role}; GRANT SELECT ON ALL TABLES IN SCHEMA public "
-                             "TO {role};")
+    reader, password = _role(
+        source_db.cluster,
+        source_db.dbname,
+        "GRANT CONNECT ON DATABASE {db} TO {role}; GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role};",
+    )
     try:
-        ids = dict(_ids(shop), source_conn_id=airflow_conn("op_source_ro", source_db, user=reader, password=password))
+        ids = dict(
+            _ids(shop), source_conn_id=airflow_conn("op_source_ro", source_db, user=reader, password=password)
+        )
         before = _source_fingerprint(source_db)
         with DAG("full_read_only_source", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
             setup = FdwSetupOperator(task_id="setup", ddl_path=shop["ddl"], **ids)
@@ -141,7 +153,9 @@ def test_full_migration_in_a_dag_with_a_read_only_source_role(shop, source_db, t
             "SELECT count(*), count(*) FILTER (WHERE status = 'active'), sum(price)::text FROM users"
         ) == [(490, 490, "8575.00")]
         assert target_db.execute("SELECT count(*) FROM posts") == [(800,)]
-        assert target_db.execute("SELECT convalidated FROM pg_constraint WHERE conname = 'posts_user_fk'") == [(True,)]
+        assert target_db.execute(
+            "SELECT convalidated FROM pg_constraint WHERE conname = 'posts_user_fk'"
+        ) == [(True,)]
         assert target_db.execute("SELECT count(*) FROM pg_foreign_server") == [(0,)]
         # the application's first inserts after cutover
         assert target_db.execute("INSERT INTO users (display_name) VALUES ('app') RETURNING id")[0][0] == 500
@@ -158,34 +172,51 @@ def test_one_table_mapping_string(shop, source_db, target_db):
     common = {k: ids[k] for k in ("source_conn_id", "target_conn_id")}
     for strategy in ("copy", "fdw"):
         result = TableMigrateOperator(
-            task_id="one", source_table="old_users", target_table="users",
-            columns="full_name:display_name,email:email", where="deleted_at IS NULL", strategy=strategy, **common,
+            task_id="one",
+            source_table="old_users",
+            target_table="users",
+            columns="full_name:display_name,email:email",
+            where="deleted_at IS NULL",
+            strategy=strategy,
+            **common,
         ).execute({})
         assert result["rows"] == 490 and result["strategy"] == strategy
         assert target_db.execute("SELECT id, display_name, email, price, status FROM users WHERE id = 3") == [
             (3, "name 3 ✓ ü", "e3", None, "active")
         ]
     assert target_db.execute("SELECT count(*), count(email), min(display_name), max(id) FROM users") == (
-        source_db.execute("SELECT count(*), count(email), min(full_name), max(id) FROM old_users "
-                          "WHERE deleted_at IS NULL")
+        source_db.execute(
+            "SELECT count(*), count(email), min(full_name), max(id) FROM old_users WHERE deleted_at IS NULL"
+        )
     )
 
 
 BAD = {
-    "misspelt key": ("users:\n  source_table: old_users\n  colums:\n    full_name: display_name\n",
-                     MappingError, ["entry 'users'", "unknown key 'colums'", "did you mean 'columns'"]),
-    "unknown source column": ("users:\n  source_table: old_users\n  columns:\n    fullname: display_name\n",
-                              PlanError, ["entry 'users'", "column 'fullname'", "public.old_users"]),
+    "misspelt key": (
+        "users:\n  source_table: old_users\n  colums:\n    full_name: display_name\n",
+        MappingError,
+        ["entry 'users'", "unknown key 'colums'", "did you mean 'columns'"],
+    ),
+    "unknown source column": (
+        "users:\n  source_table: old_users\n  columns:\n    fullname: display_name\n",
+        PlanError,
+        ["entry 'users'", "column 'fullname'", "public.old_users"],
+    ),
     "transform of the wrong type": (
         "users:\n  source_table: old_users\n  columns:\n    full_name: display_name\n"
-        "    age:\n      transform: \"email\"\n",
-        PlanError, ["entry 'users'", "column 'age'", "public.users.age (integer)", "type text"],
+        '    age:\n      transform: "email"\n',
+        PlanError,
+        ["entry 'users'", "column 'age'", "public.users.age (integer)", "type text"],
     ),
-    "NOT NULL without source": ("users:\n  source_table: old_users\n", PlanError,
-                                ["entry 'users'", "column 'display_name'", "NOT NULL"]),
+    "NOT NULL without source": (
+        "users:\n  source_table: old_users\n",
+        PlanError,
+        ["entry 'users'", "column 'display_name'", "NOT NULL"],
+    ),
     "two sources for one column": (
         "users:\n  source_table: old_users\n  columns:\n    full_name: display_name\n    email: display_name\n",
-        MappingError, ["entry 'users'", "target column 'display_name' is written twice"],
+        MappingError,
+        ["entry 'users'", "target column 'display_name' is written twice"],
     ),
 }
 
@@ -198,9 +229,11 @@ def test_bad_input_fails_before_any_data_moves(shop, target_db, case):
     target_db.execute("INSERT INTO users (id, display_name) OVERRIDING SYSTEM VALUE VALUES (77, 'kept')")
     (shop["tmp"] / "bad.yaml").write_text(text)
     bad = dict(ids, mapping_path=str(shop["tmp"] / "bad.yaml"))
-    for operator in (AnalyzeOperator(task_id="analyze", **bad),
-                     TableMigrateOperator(task_id="users", table="users", strategy="copy", **bad),
-                     TableMigrateOperator(task_id="users", table="users", strategy="fdw", **bad)):
+    for operator in (
+        AnalyzeOperator(task_id="analyze", **bad),
+        TableMigrateOperator(task_id="users", table="users", strategy="copy", **bad),
+        TableMigrateOperator(task_id="users", table="users", strategy="fdw", **bad),
+    ):
         with pytest.raises(error) as info:
             operator.execute({})
         for fragment in fragments:
@@ -220,7 +253,9 @@ def test_analyze_prints_the_table_and_returns_units(shop, source_db, capsys):
     assert "users: source columns not copied: email" not in out  # email maps by name
     assert json.loads(json.dumps(result)) == result
     assert {t["label"]: (t["rows"], t["strategy"]) for t in result["tables"]} == {
-        "users": (500, "copy"), "posts": (800, "fdw"), "tags": (10, "fdw"),
+        "users": (500, "copy"),
+        "posts": (800, "fdw"),
+        "tags": (10, "fdw"),
     }
     assert sorted(u["table"] for u in result["units"]) == ["posts", "tags", "users"]
     assert result["skipped"][0][0] == "audit_log"
@@ -266,14 +301,19 @@ def psycopg2_hooks(monkeypatch):
 
 
 @pytest.mark.parametrize("driver", ["psycopg3", "psycopg2"])
-def test_operators_with_either_driver_and_dict_cursors(shop, source_db, target_db, airflow_conn, request, driver):
+def test_operators_with_either_driver_and_dict_cursors(
+    shop, source_db, target_db, airflow_conn, request, driver
+):
     """Whatever the hook hands out (psycopg 3 or psycopg2, with a dict cursor configured in the
     connection's extras), every step works."""
     if driver == "psycopg2":
         request.getfixturevalue("psycopg2_hooks")
     extra = json.dumps({"cursor": "dictcursor"})
-    ids = dict(_ids(shop), source_conn_id=airflow_conn("op_source_dict", source_db, extra=extra),
-               target_conn_id=airflow_conn("op_target_dict", target_db, extra=extra))
+    ids = dict(
+        _ids(shop),
+        source_conn_id=airflow_conn("op_source_dict", source_db, extra=extra),
+        target_conn_id=airflow_conn("op_target_dict", target_db, extra=extra),
+    )
     from airflow_provider_confiture.core import dbapi
     from airflow_provider_confiture.operators import connections
 
@@ -337,21 +377,24 @@ def test_finalize_fails_naming_the_constraint_and_the_offending_key(shop, source
     # fixing the data and re-running the table, then finalize, completes the migration
     source_db.execute("UPDATE posts SET user_id = 1 WHERE id = 7")
     TableMigrateOperator(task_id="posts", table="posts", **ids).execute({})
-    assert FinalizeLoadOperator(task_id="finalize", **ids).execute({})["validated"] == ["public.posts.posts_user_fk"]
+    assert FinalizeLoadOperator(task_id="finalize", **ids).execute({})["validated"] == [
+        "public.posts.posts_user_fk"
+    ]
     assert VerifyOperator(task_id="verify", **ids).execute({})["ok"]
 
 
 def test_progress_is_logged_and_counts_returned(shop, target_db, capsys):
     """A long copy logs rows and rows/s while it runs; the task returns its counts and timings."""
     (shop["tmp"] / "slow.yaml").write_text(
-        'tags:\n  columns:\n    name:\n      transform: "name || (SELECT \'\' FROM pg_sleep(CASE WHEN id = 10 '
+        "tags:\n  columns:\n    name:\n      transform: \"name || (SELECT '' FROM pg_sleep(CASE WHEN id = 10 "
         'THEN 2.5 ELSE 0 END))"\n'
     )
     ids = dict(_ids(shop), mapping_path=str(shop["tmp"] / "slow.yaml"))
     FdwSetupOperator(task_id="setup", ddl_path=shop["ddl"], **ids).execute({})
     capsys.readouterr()
-    result = TableMigrateOperator(task_id="tags", table="tags", strategy="copy", progress_interval=0.5,
-                                  **ids).execute({})
+    result = TableMigrateOperator(
+        task_id="tags", table="tags", strategy="copy", progress_interval=0.5, **ids
+    ).execute({})
     out = capsys.readouterr().out
     assert "tags: 9 rows, " in out and " MB copied (" in out and "rows/s" in out, out[-2000:]
     assert result["rows"] == 10 and result["seconds"] >= 2.5 and result["rows_per_second"] > 0
@@ -362,13 +405,19 @@ def test_dry_runs_change_nothing(shop, source_db, target_db, pg_target, airflow_
     ids = _ids(shop)
     missing = f"tgt_never_{secrets.token_hex(4)}"
     dry_target = airflow_conn("op_target_missing", pg_target, dbname=missing)
-    report = FdwSetupOperator(task_id="setup", ddl_path=shop["ddl"], dry_run=True,
-                              **dict(ids, target_conn_id=dry_target)).execute({})
-    assert report["dry_run"] and pg_target.execute("SELECT count(*) FROM pg_database WHERE datname = %s",
-                                                   (missing,)) == [(0,)]
+    report = FdwSetupOperator(
+        task_id="setup", ddl_path=shop["ddl"], dry_run=True, **dict(ids, target_conn_id=dry_target)
+    ).execute({})
+    assert report["dry_run"] and pg_target.execute(
+        "SELECT count(*) FROM pg_database WHERE datname = %s", (missing,)
+    ) == [(0,)]
     FdwSetupOperator(task_id="setup", ddl_path=shop["ddl"], **ids).execute({})
     target_db.execute("INSERT INTO tags VALUES (1, 'kept')")
-    result = TableMigrateOperator(task_id="tags", table="tags", strategy="copy", dry_run=True, **ids).execute({})
+    result = TableMigrateOperator(task_id="tags", table="tags", strategy="copy", dry_run=True, **ids).execute(
+        {}
+    )
     assert result["dry_run"] and result["rows"] == 0
-    assert result["statements"][0].startswith('COPY (SELECT "id"::integer, "name"::text FROM "public"."tags")')
+    assert result["statements"][0].startswith(
+        'COPY (SELECT "id"::integer, "name"::text FROM "public"."tags")'
+    )
     assert target_db.execute("SELECT * FROM tags") == [(1, "kept")]

@@ -67,9 +67,7 @@ def test_operators_chain_migrates_and_verifies(migration, run_dag):
         setup >> analyze >> prepare >> [users, posts] >> finalize >> verify >> cleanup
     run = run_dag(dag)
     assert run.state == "success", run.state
-    rows = migration["target_db"].execute(
-        "SELECT count(*), sum(price)::text, min(display_name) FROM users"
-    )
+    rows = migration["target_db"].execute("SELECT count(*), sum(price)::text, min(display_name) FROM users")
     assert rows[0] == (3000, "45015.00", "n1")
     assert migration["target_db"].execute("SELECT count(*) FROM posts")[0][0] == 5000
     # FK back in force and validated; link removed

@@ -47,7 +47,7 @@ PLAIN_MAPPING = "items: {source_table: items}\n"
 #: About 1.1 ms per row (pg_sleep rounds up) on whichever server evaluates the filter: the source for
 #: COPY (it is part of the source query), the target for FDW (postgres_fdw never ships a volatile
 #: function to the remote server).
-SLOW_MAPPING = "items:\n  source_table: items\n  where: \"pg_sleep(0.0005) IS NOT NULL\"\n"
+SLOW_MAPPING = 'items:\n  source_table: items\n  where: "pg_sleep(0.0005) IS NOT NULL"\n'
 
 
 @pytest.fixture
@@ -84,8 +84,9 @@ def engine() -> Iterator[Callable[..., Any]]:
 
 
 # --------------------------------------------------------------------------------------- data and plans
-def create_items(source_db: Any, target_db: Any, rows: int = ROWS, sentinels: bool = True,
-                 wide: bool = False) -> None:
+def create_items(
+    source_db: Any, target_db: Any, rows: int = ROWS, sentinels: bool = True, wide: bool = False
+) -> None:
     """``items`` on both sides. ``wide`` rows (~3 KB) fill the worker's 1 MB buffer every few hundred
     rows, so the target's COPY is itself mid-stream, not only the source's."""
     pad = "repeat('.', 3000)" if wide else "''"
@@ -103,24 +104,49 @@ def as_mapping(text: str | Mapping | None) -> Mapping:
     return parse_mapping_text(text, "mapping.yaml")
 
 
-def plan_for(source_conn: Any, target_conn: Any, table: str, mapping: str | Mapping | None = None,
-             options: PlanOptions | None = None) -> TablePlan:
-    result, _ = plan_migration(source_conn, target_conn, as_mapping(mapping), options or PlanOptions(), [table])
+def plan_for(
+    source_conn: Any,
+    target_conn: Any,
+    table: str,
+    mapping: str | Mapping | None = None,
+    options: PlanOptions | None = None,
+) -> TablePlan:
+    result, _ = plan_migration(
+        source_conn, target_conn, as_mapping(mapping), options or PlanOptions(), [table]
+    )
     return result.get(table)
 
 
-def fdw_link(source_db: Any, *, host: str | None = None, port: int | None = None, user: str | None = None,
-             password: str | None = None, fetch_size: int = 100) -> fdw.FdwLink:
+def fdw_link(
+    source_db: Any,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    user: str | None = None,
+    password: str | None = None,
+    fetch_size: int = 100,
+) -> fdw.FdwLink:
     """A link to ``source_db`` (superuser by default). A small fetch_size keeps FDW loads in many round
     trips, so a fault can land between two of them."""
     if user is None:
         user, password = source_db.cluster.superuser, source_db.cluster.password
-    return fdw.FdwLink(host=host or source_db.host, port=int(port or source_db.port), dbname=source_db.dbname,
-                       user=user, password=password, fetch_size=fetch_size)
+    return fdw.FdwLink(
+        host=host or source_db.host,
+        port=int(port or source_db.port),
+        dbname=source_db.dbname,
+        user=user,
+        password=password,
+        fetch_size=fetch_size,
+    )
 
 
-def link_up(source_conn: Any, target_conn: Any, link: fdw.FdwLink, mapping: str | Mapping | None = None,
-            options: PlanOptions | None = None) -> None:
+def link_up(
+    source_conn: Any,
+    target_conn: Any,
+    link: fdw.FdwLink,
+    mapping: str | Mapping | None = None,
+    options: PlanOptions | None = None,
+) -> None:
     """The setup step's link part (extension, server, user mapping, foreign tables)."""
     options = options or PlanOptions()
     result, source_catalog = plan_migration(source_conn, target_conn, as_mapping(mapping), options)
@@ -130,7 +156,9 @@ def link_up(source_conn: Any, target_conn: Any, link: fdw.FdwLink, mapping: str 
 def table_text(db: Any, table: str = "items", order_by: str = "id") -> list[str]:
     """Every row of ``table`` as text, ordered (exact before/after comparisons)."""
     rows = db.execute(
-        sql.SQL("SELECT t::text FROM {} t ORDER BY {}").format(sql.Identifier(table), sql.Identifier(order_by))
+        sql.SQL("SELECT t::text FROM {} t ORDER BY {}").format(
+            sql.Identifier(table), sql.Identifier(order_by)
+        )
     )
     return [r[0] for r in rows or []]
 
@@ -139,11 +167,15 @@ def assert_target_equals_source(source_db: Any, target_db: Any, table: str = "it
     src, tgt = table_text(source_db, table), table_text(target_db, table)
     assert len(tgt) == len(src), (len(src), len(tgt))
     assert tgt == src
-    ids = target_db.execute(sql.SQL("SELECT count(*), count(DISTINCT id) FROM {}").format(sql.Identifier(table)))
+    ids = target_db.execute(
+        sql.SQL("SELECT count(*), count(DISTINCT id) FROM {}").format(sql.Identifier(table))
+    )
     assert ids[0][0] == ids[0][1], "duplicated keys"
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.02, what: str = "") -> Any:
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.02, what: str = ""
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -172,14 +204,17 @@ def copy_progress(db: Any, table: str | None = "items") -> int:
 
 def sessions(db: Any, where: str = "true", params: Any = None) -> list[tuple]:
     """(pid, application_name, state, backend_xid, query) of other sessions on ``db``'s database."""
-    return db.execute(
-        sql.SQL(
-            "SELECT pid, application_name, state, backend_xid::text, query FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
-            "AND {}"
-        ).format(sql.SQL(where)),  # noqa: S608 - test-only filters written in this suite
-        params,
-    ) or []
+    return (
+        db.execute(
+            sql.SQL(
+                "SELECT pid, application_name, state, backend_xid::text, query FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+                "AND {}"
+            ).format(sql.SQL(where)),  # noqa: S608 - test-only filters written in this suite
+            params,
+        )
+        or []
+    )
 
 
 def terminate(db: Any, pid: int) -> None:
@@ -258,7 +293,9 @@ def make_role() -> Iterator[Callable[..., tuple[str, str]]]:
 
         name = f"{prefix}_{secrets.token_hex(4)}"
         password = f"pw-{prefix}-{secrets.token_urlsafe(12)}"
-        db.cluster.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(password)))
+        db.cluster.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(password))
+        )
         made.append((db, name))
         for grant in grants:
             db.execute(sql.SQL(grant).format(role=sql.Identifier(name)))

@@ -40,7 +40,9 @@ class World:
 
 def _unlink(w: World) -> None:
     """Back to a target that setup never ran on (the world links it as the superuser)."""
-    w.target_db.execute("DROP SERVER confiture_source CASCADE; DROP SCHEMA old_schema; DROP SCHEMA _confiture CASCADE")
+    w.target_db.execute(
+        "DROP SERVER confiture_source CASCADE; DROP SCHEMA old_schema; DROP SCHEMA _confiture CASCADE"
+    )
 
 
 def _no_link(w: World) -> None:
@@ -56,13 +58,15 @@ def _role_without_source_password(w: World) -> None:
     """A non-superuser target role (allowed to use postgres_fdw), linking with a credential-less login."""
     _unlink(w)
     role, password = w.make_role(
-        w.target_db, "GRANT USAGE ON FOREIGN DATA WRAPPER postgres_fdw TO {role}",
+        w.target_db,
+        "GRANT USAGE ON FOREIGN DATA WRAPPER postgres_fdw TO {role}",
         "GRANT CREATE ON DATABASE " + w.target_db.dbname + " TO {role}",
     )
     w.secrets.append(password)
     w.kwargs["target_conn_id"] = w.airflow_conn("bad_tgt_role", w.target_db, user=role, password=password)
-    w.kwargs["fdw_conn_id"] = w.airflow_conn("fdw_no_pw", w.source_db, user=w.source_db.cluster.superuser,
-                                             password=None)
+    w.kwargs["fdw_conn_id"] = w.airflow_conn(
+        "fdw_no_pw", w.source_db, user=w.source_db.cluster.superuser, password=None
+    )
 
 
 def _wrong_password(w: World) -> None:
@@ -104,67 +108,246 @@ class Case:
 
 MAPPING_STEPS = ("analyze", "migrate")
 CASES = [
-    Case("malformed_yaml", "items:\n  source_table: [items\n  where: x\n", MAPPING_STEPS, "MappingError",
-         ("mapping.yaml", "invalid YAML at line", "fix the syntax there")),
-    Case("empty_mapping", "# nothing yet\n", MAPPING_STEPS, "MappingError",
-         ("mapping.yaml", "the mapping is empty", "list at least one table")),
-    Case("unknown_key_typo", "items:\n  source_table: items\n  colums:\n    name: name\n", MAPPING_STEPS,
-         "MappingError", ("mapping.yaml", "entry 'items'", "unknown key 'colums'", "did you mean 'columns'?")),
-    Case("unknown_source_table", "items:\n  source_table: itemz\n", MAPPING_STEPS, "PlanError",
-         ("mapping.yaml", "entry 'items'", "source table public.itemz does not exist", "did you mean 'items'?",
-          "fix 'source_table'")),
-    Case("unknown_target_table", "itemz:\n  source_table: items\n", MAPPING_STEPS, "PlanError",
-         ("mapping.yaml", "entry 'itemz'", "target table public.itemz does not exist", "did you mean 'items'?",
-          "create it in the DDL")),
-    Case("unknown_source_column", "items:\n  source_table: items\n  columns:\n    nmae: name\n", MAPPING_STEPS,
-         "PlanError", ("mapping.yaml", "entry 'items'", "column 'nmae'", "has no column 'nmae'",
-                       "did you mean 'name'?")),
-    Case("unknown_target_column", "items:\n  source_table: items\n  columns:\n    name: titel\n", MAPPING_STEPS,
-         "PlanError", ("mapping.yaml", "entry 'items'", "target table public.items has no column 'titel'")),
-    Case("transform_not_sql", "items:\n  columns:\n    qty:\n      transform: 'CASE qty WHEN 1 THEN 2'\n",
-         MAPPING_STEPS, "PlanError",
-         ("mapping.yaml", "entry 'items'", "column 'qty'", "transform 'CASE qty WHEN 1 THEN 2'", "syntax error",
-                       "Fix the transform")),
-    Case("transform_missing_column", "items:\n  columns:\n    qty:\n      transform: 'quantity * 2'\n",
-         MAPPING_STEPS, "PlanError",
-         ("mapping.yaml", "entry 'items'", "column 'qty'", 'column "quantity" does not exist')),
-    Case("text_into_integer", "items:\n  columns:\n    code: qty\n    qty: null\n", MAPPING_STEPS, "PlanError",
-         ("mapping.yaml", "entry 'items'", "column 'qty'", "source column 'code'", "(integer)",
-          "is of type integer but expression is of type text", "explicit cast")),
-    Case("two_rules_one_target_column", "items:\n  columns:\n    name: name\n    code: name\n", MAPPING_STEPS,
-         "MappingError", ("mapping.yaml", "entry 'items'", "key 'columns.code'", "target column 'name' is written "
-                          "twice", "keep one rule per target column")),
-    Case("two_entries_one_target_table", "items:\n  source_table: items\nmore:\n  source_table: items\n"
-         "  target_table: items\n", MAPPING_STEPS, "MappingError",
-         ("mapping.yaml", "entry 'more'", "both write target table 'items'", "keep one entry per target table")),
-    Case("invalid_strategy_in_mapping", "items:\n  strategy: fastest\n", MAPPING_STEPS, "MappingError",
-         ("mapping.yaml", "entry 'items'", "key 'strategy'", "strategy 'fastest' is not one of auto, fdw, copy")),
-    Case("invalid_strategy_argument", GOOD, MAPPING_STEPS, "PlanError",
-         ("strategy 'turbo' is not valid", "use one of auto, fdw, copy"), operator_kwargs={"strategy": "turbo"}),
-    Case("missing_airflow_connection", GOOD, MAPPING_STEPS, "ConnectionFailedError",
-         ("Airflow connection 'no_such_connection' is not defined", "AIRFLOW_CONN_NO_SUCH_CONNECTION",
-          "fix the operator's *_conn_id argument"), prepare=_missing_connection),
-    Case("wrong_password", GOOD, MAPPING_STEPS, "ConnectionFailedError",
-         ("cannot connect to Airflow connection 'bad_src_pw'", "as 'confiture'",
-          'password authentication failed for user "confiture"', "login and password"), prepare=_wrong_password),
-    Case("unreachable_host", GOOD, MAPPING_STEPS, "ConnectionFailedError",
-         ("cannot connect to Airflow connection 'bad_src_host' (127.0.0.1:", "Connection refused",
-          "Check the connection's host, port"), prepare=_unreachable),
-    Case("missing_airflow_connection_for_setup", GOOD, ("setup",), "ConnectionFailedError",
-         ("Airflow connection 'no_such_connection' is not defined",), prepare=_missing_connection),
-    Case("postgres_fdw_not_available", GOOD, ("setup",), "SetupError",
-         ("cannot create extension postgres_fdw", "ask a superuser", "CREATE EXTENSION postgres_fdw",
-          "GRANT USAGE ON FOREIGN DATA WRAPPER postgres_fdw"), prepare=_no_link),
-    Case("non_superuser_target_without_password", GOOD, ("setup",), "SetupError",
-         ("is not a superuser", "requires a password in the user mapping", "set a password on the source "
-          "connection"), prepare=_role_without_source_password),
-    Case("check_constraint_violated", GOOD, ("migrate",), "MigrationError",
-         ("table public.items", "entry 'items'", "rolled back, the table is unchanged", "constraint "
-          "'items_qty_check'", "Failing row contains (7, item 7, -5, c7)", "where' filter or a 'transform'"),
-         prepare=_negative_qty),
-    Case("unique_constraint_violated", GOOD, ("migrate",), "MigrationError",
-         ("table public.items", "rolled back, the table is unchanged", "items_code_key",
-          "Key (code)=(c3) is duplicated"), prepare=_duplicate_code),
+    Case(
+        "malformed_yaml",
+        "items:\n  source_table: [items\n  where: x\n",
+        MAPPING_STEPS,
+        "MappingError",
+        ("mapping.yaml", "invalid YAML at line", "fix the syntax there"),
+    ),
+    Case(
+        "empty_mapping",
+        "# nothing yet\n",
+        MAPPING_STEPS,
+        "MappingError",
+        ("mapping.yaml", "the mapping is empty", "list at least one table"),
+    ),
+    Case(
+        "unknown_key_typo",
+        "items:\n  source_table: items\n  colums:\n    name: name\n",
+        MAPPING_STEPS,
+        "MappingError",
+        ("mapping.yaml", "entry 'items'", "unknown key 'colums'", "did you mean 'columns'?"),
+    ),
+    Case(
+        "unknown_source_table",
+        "items:\n  source_table: itemz\n",
+        MAPPING_STEPS,
+        "PlanError",
+        (
+            "mapping.yaml",
+            "entry 'items'",
+            "source table public.itemz does not exist",
+            "did you mean 'items'?",
+            "fix 'source_table'",
+        ),
+    ),
+    Case(
+        "unknown_target_table",
+        "itemz:\n  source_table: items\n",
+        MAPPING_STEPS,
+        "PlanError",
+        (
+            "mapping.yaml",
+            "entry 'itemz'",
+            "target table public.itemz does not exist",
+            "did you mean 'items'?",
+            "create it in the DDL",
+        ),
+    ),
+    Case(
+        "unknown_source_column",
+        "items:\n  source_table: items\n  columns:\n    nmae: name\n",
+        MAPPING_STEPS,
+        "PlanError",
+        ("mapping.yaml", "entry 'items'", "column 'nmae'", "has no column 'nmae'", "did you mean 'name'?"),
+    ),
+    Case(
+        "unknown_target_column",
+        "items:\n  source_table: items\n  columns:\n    name: titel\n",
+        MAPPING_STEPS,
+        "PlanError",
+        ("mapping.yaml", "entry 'items'", "target table public.items has no column 'titel'"),
+    ),
+    Case(
+        "transform_not_sql",
+        "items:\n  columns:\n    qty:\n      transform: 'CASE qty WHEN 1 THEN 2'\n",
+        MAPPING_STEPS,
+        "PlanError",
+        (
+            "mapping.yaml",
+            "entry 'items'",
+            "column 'qty'",
+            "transform 'CASE qty WHEN 1 THEN 2'",
+            "syntax error",
+            "Fix the transform",
+        ),
+    ),
+    Case(
+        "transform_missing_column",
+        "items:\n  columns:\n    qty:\n      transform: 'quantity * 2'\n",
+        MAPPING_STEPS,
+        "PlanError",
+        ("mapping.yaml", "entry 'items'", "column 'qty'", 'column "quantity" does not exist'),
+    ),
+    Case(
+        "text_into_integer",
+        "items:\n  columns:\n    code: qty\n    qty: null\n",
+        MAPPING_STEPS,
+        "PlanError",
+        (
+            "mapping.yaml",
+            "entry 'items'",
+            "column 'qty'",
+            "source column 'code'",
+            "(integer)",
+            "is of type integer but expression is of type text",
+            "explicit cast",
+        ),
+    ),
+    Case(
+        "two_rules_one_target_column",
+        "items:\n  columns:\n    name: name\n    code: name\n",
+        MAPPING_STEPS,
+        "MappingError",
+        (
+            "mapping.yaml",
+            "entry 'items'",
+            "key 'columns.code'",
+            "target column 'name' is written twice",
+            "keep one rule per target column",
+        ),
+    ),
+    Case(
+        "two_entries_one_target_table",
+        "items:\n  source_table: items\nmore:\n  source_table: items\n  target_table: items\n",
+        MAPPING_STEPS,
+        "MappingError",
+        (
+            "mapping.yaml",
+            "entry 'more'",
+            "both write target table 'items'",
+            "keep one entry per target table",
+        ),
+    ),
+    Case(
+        "invalid_strategy_in_mapping",
+        "items:\n  strategy: fastest\n",
+        MAPPING_STEPS,
+        "MappingError",
+        (
+            "mapping.yaml",
+            "entry 'items'",
+            "key 'strategy'",
+            "strategy 'fastest' is not one of auto, fdw, copy",
+        ),
+    ),
+    Case(
+        "invalid_strategy_argument",
+        GOOD,
+        MAPPING_STEPS,
+        "PlanError",
+        ("strategy 'turbo' is not valid", "use one of auto, fdw, copy"),
+        operator_kwargs={"strategy": "turbo"},
+    ),
+    Case(
+        "missing_airflow_connection",
+        GOOD,
+        MAPPING_STEPS,
+        "ConnectionFailedError",
+        (
+            "Airflow connection 'no_such_connection' is not defined",
+            "AIRFLOW_CONN_NO_SUCH_CONNECTION",
+            "fix the operator's *_conn_id argument",
+        ),
+        prepare=_missing_connection,
+    ),
+    Case(
+        "wrong_password",
+        GOOD,
+        MAPPING_STEPS,
+        "ConnectionFailedError",
+        (
+            "cannot connect to Airflow connection 'bad_src_pw'",
+            "as 'confiture'",
+            'password authentication failed for user "confiture"',
+            "login and password",
+        ),
+        prepare=_wrong_password,
+    ),
+    Case(
+        "unreachable_host",
+        GOOD,
+        MAPPING_STEPS,
+        "ConnectionFailedError",
+        (
+            "cannot connect to Airflow connection 'bad_src_host' (127.0.0.1:",
+            "Connection refused",
+            "Check the connection's host, port",
+        ),
+        prepare=_unreachable,
+    ),
+    Case(
+        "missing_airflow_connection_for_setup",
+        GOOD,
+        ("setup",),
+        "ConnectionFailedError",
+        ("Airflow connection 'no_such_connection' is not defined",),
+        prepare=_missing_connection,
+    ),
+    Case(
+        "postgres_fdw_not_available",
+        GOOD,
+        ("setup",),
+        "SetupError",
+        (
+            "cannot create extension postgres_fdw",
+            "ask a superuser",
+            "CREATE EXTENSION postgres_fdw",
+            "GRANT USAGE ON FOREIGN DATA WRAPPER postgres_fdw",
+        ),
+        prepare=_no_link,
+    ),
+    Case(
+        "non_superuser_target_without_password",
+        GOOD,
+        ("setup",),
+        "SetupError",
+        (
+            "is not a superuser",
+            "requires a password in the user mapping",
+            "set a password on the source connection",
+        ),
+        prepare=_role_without_source_password,
+    ),
+    Case(
+        "check_constraint_violated",
+        GOOD,
+        ("migrate",),
+        "MigrationError",
+        (
+            "table public.items",
+            "entry 'items'",
+            "rolled back, the table is unchanged",
+            "constraint 'items_qty_check'",
+            "Failing row contains (7, item 7, -5, c7)",
+            "where' filter or a 'transform'",
+        ),
+        prepare=_negative_qty,
+    ),
+    Case(
+        "unique_constraint_violated",
+        GOOD,
+        ("migrate",),
+        "MigrationError",
+        (
+            "table public.items",
+            "rolled back, the table is unchanged",
+            "items_code_key",
+            "Key (code)=(c3) is duplicated",
+        ),
+        prepare=_duplicate_code,
+    ),
 ]
 
 
@@ -174,10 +357,17 @@ def world(source_db, target_db, engine, rel, airflow_conn, make_role):
     target_db.execute(TARGET)
     src, tgt = engine(source_db), engine(target_db)
     rel.link_up(src, tgt, rel.fdw_link(source_db), GOOD)
-    return World(source_db, target_db, airflow_conn, make_role, kwargs={
-        "source_conn_id": airflow_conn("bad_src", source_db),
-        "target_conn_id": airflow_conn("bad_tgt", target_db),
-    }, secrets=[source_db.cluster.password, target_db.cluster.password])
+    return World(
+        source_db,
+        target_db,
+        airflow_conn,
+        make_role,
+        kwargs={
+            "source_conn_id": airflow_conn("bad_src", source_db),
+            "target_conn_id": airflow_conn("bad_tgt", target_db),
+        },
+        secrets=[source_db.cluster.password, target_db.cluster.password],
+    )
 
 
 def _operator(step: str, kwargs: dict[str, Any]):
@@ -198,8 +388,11 @@ def test_bad_input_is_refused_clearly_before_any_data_moves(case, world, rel, tm
         case.prepare(world)
     path = tmp_path / "mapping.yaml"
     path.write_text(case.mapping or "")
-    kwargs = {**world.kwargs, "mapping_path": str(path) if case.mapping is not None else None,
-              **case.operator_kwargs}
+    kwargs = {
+        **world.kwargs,
+        "mapping_path": str(path) if case.mapping is not None else None,
+        **case.operator_kwargs,
+    }
     before = rel.table_text(world.target_db)
     source_before = rel.table_text(world.source_db)
     for step in case.steps:

@@ -64,8 +64,10 @@ def wait_mid_load(rel, source_db, target_db, strategy: str, wide: bool = False) 
     elif strategy == "copy":
         rel.wait_until(lambda: rel.copy_progress(source_db, None) >= 300, what="COPY progress on the source")
     else:
-        rel.wait_until(lambda: rel.sessions(source_db, "application_name = 'confiture_fdw' AND query LIKE 'FETCH%%'"),
-                       what="postgres_fdw fetching from the source")
+        rel.wait_until(
+            lambda: rel.sessions(source_db, "application_name = 'confiture_fdw' AND query LIKE 'FETCH%%'"),
+            what="postgres_fdw fetching from the source",
+        )
         time.sleep(0.4)
 
 
@@ -89,7 +91,7 @@ def test_backend_terminated_mid_load(side, strategy, source_db, target_db, engin
     elif strategy == "copy":
         rel.terminate(source_db, worker_source_pid)
     else:  # the target server's postgres_fdw session on the source
-        (fdw_pid, *_), = rel.sessions(source_db, "application_name = 'confiture_fdw'")
+        ((fdw_pid, *_),) = rel.sessions(source_db, "application_name = 'confiture_fdw'")
         rel.terminate(source_db, fdw_pid)
     thread.join(60)
     assert not thread.is_alive(), "the load hung after its backend was terminated"
@@ -104,7 +106,11 @@ def test_backend_terminated_mid_load(side, strategy, source_db, target_db, engin
 
     # Retry: the surviving connection is reused (a dead one is replaced, as a task retry would).
     retry_and_verify(
-        rel, engine, source_db, target_db, strategy,
+        rel,
+        engine,
+        source_db,
+        target_db,
+        strategy,
         target_conn=None if side == "target" else tgt,
         source_conn=None if (side == "source" and strategy == "copy") else src,
     )
@@ -129,8 +135,12 @@ def test_target_server_stopped_mid_load_then_restarted(extra_target, source_db, 
     thread, outcome = run_in_thread(load.load_table, src, tgt, plan, "copy", options=FAST)
     wait_mid_load(rel, source_db, target_db, "copy")
     stop = subprocess.run(
-        extra_target._cmd([extra_target.bin_dir / "pg_ctl", "-D", extra_target.data_dir, "-m", "fast", "-w",
-                           "stop"]), capture_output=True, text=True, timeout=60,
+        extra_target._cmd(
+            [extra_target.bin_dir / "pg_ctl", "-D", extra_target.data_dir, "-m", "fast", "-w", "stop"]
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert stop.returncode == 0, stop.stderr
     thread.join(60)
@@ -169,13 +179,24 @@ print("finished: the kill came too late", flush=True)
 def test_worker_killed_mid_copy_leaves_nothing_behind(source_db, target_db, engine, rel):
     rel.create_items(source_db, target_db)
     before = rel.table_text(target_db)
-    env = {**os.environ, "MAPPING": rel.SLOW_MAPPING,
-           "SRC": source_db.conninfo(), "TGT": target_db.conninfo()}
-    worker = subprocess.Popen([sys.executable, "-c", KILLED_WORKER], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "MAPPING": rel.SLOW_MAPPING,
+        "SRC": source_db.conninfo(),
+        "TGT": target_db.conninfo(),
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WORKER],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        rel.wait_until(lambda: worker.poll() is not None or rel.copy_progress(source_db, None) >= 300,
-                       what="the worker's COPY under way")
+        rel.wait_until(
+            lambda: worker.poll() is not None or rel.copy_progress(source_db, None) >= 300,
+            what="the worker's COPY under way",
+        )
         assert worker.poll() is None, worker.communicate()
         os.kill(worker.pid, signal.SIGKILL)
         assert worker.wait(10) == -signal.SIGKILL
@@ -233,7 +254,9 @@ def test_slow_but_live_source_is_not_a_stall(source_db, target_db, engine, rel):
     rel.create_items(source_db, target_db)
     src, tgt = engine(source_db), engine(target_db)
     plan = rel.plan_for(src, tgt, "items", rel.SLOW_MAPPING)
-    result = load.load_table(src, tgt, plan, "copy", options=LoadOptions(stall_timeout=1.0, progress_interval=3600))
+    result = load.load_table(
+        src, tgt, plan, "copy", options=LoadOptions(stall_timeout=1.0, progress_interval=3600)
+    )
     assert result.rows == rel.ROWS and result.seconds > 2.0
     rel.assert_target_equals_source(source_db, target_db)
 
@@ -275,8 +298,9 @@ def test_two_runs_of_one_table_at_once(lock_timeout, source_db, target_db, engin
 
 
 # ------------------------------------------------------------------------------------------ timeouts
-def test_statement_timeout_is_configurable_and_stops_a_slow_load(source_db, target_db, engine, rel, airflow_conn,
-                                                                  tmp_path):
+def test_statement_timeout_is_configurable_and_stops_a_slow_load(
+    source_db, target_db, engine, rel, airflow_conn, tmp_path
+):
     """An FDW load runs inside the target server, out of reach of the worker's stall watchdog: the
     operators' ``statement_timeout`` is what bounds it."""
     from airflow_provider_confiture.operators import TableMigrateOperator
@@ -287,8 +311,12 @@ def test_statement_timeout_is_configurable_and_stops_a_slow_load(source_db, targ
     rel.link_up(src, tgt, rel.fdw_link(source_db), rel.PLAIN_MAPPING)
     (tmp_path / "mapping.yaml").write_text(rel.SLOW_MAPPING)
     op = TableMigrateOperator(
-        task_id="items", table="items", strategy="fdw", statement_timeout="1s",
-        source_conn_id=airflow_conn("st_src", source_db), target_conn_id=airflow_conn("st_tgt", target_db),
+        task_id="items",
+        table="items",
+        strategy="fdw",
+        statement_timeout="1s",
+        source_conn_id=airflow_conn("st_src", source_db),
+        target_conn_id=airflow_conn("st_tgt", target_db),
         mapping_path=str(tmp_path / "mapping.yaml"),
     )
     started = time.monotonic()
@@ -311,7 +339,11 @@ def test_connection_defaults_fail_fast_instead_of_hanging(airflow_conn, source_d
     conn_id = airflow_conn("closed_port", closed, dbname="postgres")
     hook_extras = connections.make_hook(conn_id).connection.extra_dejson
     assert hook_extras["connect_timeout"] == 10 and hook_extras["keepalives"] == 1
-    assert hook_extras["keepalives_idle"] * 1 + hook_extras["keepalives_interval"] * hook_extras["keepalives_count"] <= 120
+    assert (
+        hook_extras["keepalives_idle"] * 1
+        + hook_extras["keepalives_interval"] * hook_extras["keepalives_count"]
+        <= 120
+    )
     started = time.monotonic()
     with pytest.raises(ConnectionFailedError) as refused, connections.connect(conn_id):
         pass
@@ -323,7 +355,9 @@ def test_connection_defaults_fail_fast_instead_of_hanging(airflow_conn, source_d
     with socket.socket() as mute:
         mute.bind(("127.0.0.1", 0))
         mute.listen(8)
-        silent = SimpleNamespace(host="127.0.0.1", port=mute.getsockname()[1], superuser="nobody", password="pw")
+        silent = SimpleNamespace(
+            host="127.0.0.1", port=mute.getsockname()[1], superuser="nobody", password="pw"
+        )
         conn_id = airflow_conn("mute_server", silent, dbname="postgres", extra={"connect_timeout": 2})
         started = time.monotonic()
         with pytest.raises(ConnectionFailedError) as timed_out, connections.connect(conn_id):

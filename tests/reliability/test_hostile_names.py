@@ -24,14 +24,25 @@ TARGET_B = "lower; DROP TABLE students"
 
 # Identifiers of the DDL below, composed (never quoted by hand).
 IDENT = {
-    "bobby": sql.Identifier(BOBBY), "full": sql.Identifier('Full "Name"'),
-    "email": sql.Identifier("e-mail; DROP TABLE students;--"), "size": sql.Identifier("Größe"),
-    "select": sql.Identifier("select"), "upper": sql.Identifier("UPPER Case"),
-    "schema": sql.Identifier(WEIRD_SCHEMA), "mixed": sql.Identifier(WEIRD_SCHEMA, 'Mixed Case "T"'),
-    "ID": sql.Identifier("ID"), "from": sql.Identifier("from"), "o": sql.Identifier("ö;--"),
-    "a": sql.Identifier(TARGET_A), "display": sql.Identifier('Display "Name"'),
-    "mail": sql.Identifier("mail'; --"), "tsize": sql.Identifier("size ✓"), "idx": sql.Identifier('idx "odd" ✓'),
-    "b": sql.Identifier(TARGET_B), "chk": sql.Identifier('chk "ö"'), "ref": sql.Identifier("ref; --"),
+    "bobby": sql.Identifier(BOBBY),
+    "full": sql.Identifier('Full "Name"'),
+    "email": sql.Identifier("e-mail; DROP TABLE students;--"),
+    "size": sql.Identifier("Größe"),
+    "select": sql.Identifier("select"),
+    "upper": sql.Identifier("UPPER Case"),
+    "schema": sql.Identifier(WEIRD_SCHEMA),
+    "mixed": sql.Identifier(WEIRD_SCHEMA, 'Mixed Case "T"'),
+    "ID": sql.Identifier("ID"),
+    "from": sql.Identifier("from"),
+    "o": sql.Identifier("ö;--"),
+    "a": sql.Identifier(TARGET_A),
+    "display": sql.Identifier('Display "Name"'),
+    "mail": sql.Identifier("mail'; --"),
+    "tsize": sql.Identifier("size ✓"),
+    "idx": sql.Identifier('idx "odd" ✓'),
+    "b": sql.Identifier(TARGET_B),
+    "chk": sql.Identifier('chk "ö"'),
+    "ref": sql.Identifier("ref; --"),
     "fk": sql.Identifier('fk "weird"'),
 }
 SOURCE_DDL = sql.SQL("""
@@ -63,7 +74,7 @@ MAPPING = {
         "source_table": BOBBY,
         "target_table": '"Ünïcode ""Table"" 🚀"',
         "strategy": "copy",
-        "where": '"UPPER Case" <> \'skip me\'',
+        "where": "\"UPPER Case\" <> 'skip me'",
         "columns": {
             'Full "Name"': 'Display "Name"',
             "e-mail; DROP TABLE students;--": "mail'; --",
@@ -97,7 +108,9 @@ def hostile(source_db, target_db, airflow_conn, tmp_path):
 
 def _text(db, schema: str, table: str, order: str) -> list[str]:
     rows = db.execute(
-        sql.SQL("SELECT t::text FROM {} t ORDER BY {}").format(sql.Identifier(schema, table), sql.Identifier(order))
+        sql.SQL("SELECT t::text FROM {} t ORDER BY {}").format(
+            sql.Identifier(schema, table), sql.Identifier(order)
+        )
     )
     return [r[0] for r in rows]
 
@@ -114,13 +127,21 @@ def test_hostile_identifiers_survive_every_step_with_both_strategies(hostile, so
     )
 
     common = {k: hostile[k] for k in ("source_conn_id", "target_conn_id", "mapping_path")}
-    setup = FdwSetupOperator(task_id="setup", ddl_path=hostile["ddl_path"], create_database=False, **common).execute({})
+    setup = FdwSetupOperator(
+        task_id="setup", ddl_path=hostile["ddl_path"], create_database=False, **common
+    ).execute({})
     assert setup["ddl"]["applied"] == ["01 odd; name.sql"]
     analysis = AnalyzeOperator(task_id="analyze", **common).execute({})
     assert {(u["table"], u["strategy"]) for u in analysis["units"]} == {
-        ("weird a", "copy"), ("weird b", "fdw"), ("students", "fdw")}
+        ("weird a", "copy"),
+        ("weird b", "fdw"),
+        ("students", "fdw"),
+    }
     PrepareLoadOperator(task_id="prepare", **common).execute({})
-    results = {u["table"]: TableMigrateOperator(task_id="load", unit=u, **common).execute({}) for u in analysis["units"]}
+    results = {
+        u["table"]: TableMigrateOperator(task_id="load", unit=u, **common).execute({})
+        for u in analysis["units"]
+    }
     assert results["weird a"]["rows"] == 270 and results["weird a"]["strategy"] == "copy"
     assert results["weird b"]["rows"] == 200 and results["weird b"]["strategy"] == "fdw"
     FinalizeLoadOperator(task_id="finalize", **common).execute({})
@@ -128,27 +149,38 @@ def test_hostile_identifiers_survive_every_step_with_both_strategies(hostile, so
     assert report["ok"] and {t["status"] for t in report["tables"]} == {"match"}
 
     # Exactly the source's values, with the mapping applied.
-    assert target_db.execute(sql.SQL(
-        'SELECT count(*), min({}), sum({}), count({}), max({}) FROM {}').format(
-        sql.Identifier('Display "Name"'), sql.Identifier("size ✓"), sql.Identifier("from"),
-        sql.Identifier("mail'; --"), sql.Identifier("public", TARGET_A))) == [
-        (270, 'name 1 "quoted" \'single\'', 2 * (sum(range(1, 301)) - sum(range(10, 301, 10))), 90, "e9@x")]
+    assert target_db.execute(
+        sql.SQL("SELECT count(*), min({}), sum({}), count({}), max({}) FROM {}").format(
+            sql.Identifier('Display "Name"'),
+            sql.Identifier("size ✓"),
+            sql.Identifier("from"),
+            sql.Identifier("mail'; --"),
+            sql.Identifier("public", TARGET_A),
+        )
+    ) == [(270, "name 1 \"quoted\" 'single'", 2 * (sum(range(1, 301)) - sum(range(10, 301, 10))), 90, "e9@x")]
     assert _text(target_db, "public", TARGET_B, "ID")[:2] == ["(1,f1,ö1,1)", "(2,f2,ö2,2)"]
     # Index, check constraint, foreign key and identity sequence: back, with their names.
     assert target_db.execute(
         "SELECT conname, convalidated FROM pg_constraint WHERE conrelid = to_regclass(%s) ORDER BY 1",
-        (sql.Identifier("public", TARGET_B).as_string(None),)) == [
-        ('chk "ö"', True), ('fk "weird"', True), ("lower; DROP TABLE students_pkey", True)]
-    assert target_db.execute("SELECT count(*) FROM pg_indexes WHERE indexname = %s", ('idx "odd" ✓',)) == [(1,)]
+        (sql.Identifier("public", TARGET_B).as_string(None),),
+    ) == [('chk "ö"', True), ('fk "weird"', True), ("lower; DROP TABLE students_pkey", True)]
+    assert target_db.execute("SELECT count(*) FROM pg_indexes WHERE indexname = %s", ('idx "odd" ✓',)) == [
+        (1,)
+    ]
     assert target_db.execute(
         sql.SQL("SELECT nextval(pg_get_serial_sequence({}, 'id')), (SELECT max(id) FROM {})").format(
-            sql.Literal(sql.Identifier("public", TARGET_A).as_string(None)), sql.Identifier(TARGET_A))) == [(300, 299)]
+            sql.Literal(sql.Identifier("public", TARGET_A).as_string(None)), sql.Identifier(TARGET_A)
+        )
+    ) == [(300, 299)]
     for db in (source_db, target_db):  # Bobby's table name never ran as SQL
         assert db.execute("SELECT count(*) FROM students") == [(1,)]
 
     # One changed value in a hostile column is found, and the table is named.
-    target_db.execute(sql.SQL("UPDATE {} SET {} = 'changed' WHERE \"ID\" = 5").format(
-        sql.Identifier("public", TARGET_B), sql.Identifier("ö;--")))
+    target_db.execute(
+        sql.SQL("UPDATE {} SET {} = 'changed' WHERE \"ID\" = 5").format(
+            sql.Identifier("public", TARGET_B), sql.Identifier("ö;--")
+        )
+    )
     with pytest.raises(VerificationError) as caught:
         VerifyOperator(task_id="verify", tables=[TARGET_B], **common).execute({})
     assert TARGET_B in str(caught.value) and "content differs" in str(caught.value)
@@ -165,7 +197,10 @@ INJECTIONS = [
     ("transform", "1); DROP TABLE bystander.victim; --"),
     ("transform", "'x') FROM old_schema.items; COMMIT; DROP TABLE bystander.victim; --"),
     ("transform", "'x') FROM old_schema.items; COMMIT; DROP TABLE bystander.victim; SELECT ('x'"),
-    ("transform", "'x' /* */ ) FROM old_schema.items; COMMIT; DROP TABLE bystander.victim; SELECT ( /* */ 'x'"),
+    (
+        "transform",
+        "'x' /* */ ) FROM old_schema.items; COMMIT; DROP TABLE bystander.victim; SELECT ( /* */ 'x'",
+    ),
     ("transform", "$q$x$q$) FROM old_schema.items; COMMIT; DROP TABLE bystander.victim; SELECT ($q$x$q$"),
     ("where", "true) ; COMMIT; DROP TABLE bystander.victim; SELECT (1"),
     ("where", "true -- "),
@@ -173,13 +208,16 @@ INJECTIONS = [
 
 
 @pytest.mark.parametrize("key, fragment", INJECTIONS, ids=[f"{k}-{i}" for i, (k, _) in enumerate(INJECTIONS)])
-def test_sql_fragments_never_run_as_statements_of_their_own(key, fragment, source_db, target_db, engine, rel,
-                                                             airflow_conn, tmp_path):
+def test_sql_fragments_never_run_as_statements_of_their_own(
+    key, fragment, source_db, target_db, engine, rel, airflow_conn, tmp_path
+):
     from airflow_provider_confiture.operators import AnalyzeOperator, TableMigrateOperator, VerifyOperator
 
     rel.create_items(source_db, target_db, rows=50)
     for db in (source_db, target_db):
-        db.execute("CREATE SCHEMA bystander; CREATE TABLE bystander.victim (id int); INSERT INTO bystander.victim VALUES (1)")
+        db.execute(
+            "CREATE SCHEMA bystander; CREATE TABLE bystander.victim (id int); INSERT INTO bystander.victim VALUES (1)"
+        )
         db.execute(sql.SQL("ALTER DATABASE {} SET log_statement = 'all'").format(sql.Identifier(db.dbname)))
     src, tgt = engine(source_db), engine(target_db)
     rel.link_up(src, tgt, rel.fdw_link(source_db), rel.PLAIN_MAPPING)
@@ -190,14 +228,19 @@ def test_sql_fragments_never_run_as_statements_of_their_own(key, fragment, sourc
         entry["where"] = fragment
     (tmp_path / "mapping.yaml").write_text(yaml.safe_dump({"items": entry}))
     logs = {db: db.cluster.log_file.stat().st_size for db in (source_db, target_db)}
-    common = {"source_conn_id": airflow_conn("inj_src", source_db), "target_conn_id": airflow_conn("inj_tgt", target_db),
-              "mapping_path": str(tmp_path / "mapping.yaml")}
+    common = {
+        "source_conn_id": airflow_conn("inj_src", source_db),
+        "target_conn_id": airflow_conn("inj_tgt", target_db),
+        "mapping_path": str(tmp_path / "mapping.yaml"),
+    }
     before = rel.table_text(target_db)
 
-    for op in (AnalyzeOperator(task_id="analyze", **common),
-               TableMigrateOperator(task_id="load", table="items", **common),
-               TableMigrateOperator(task_id="load", table="items", strategy="fdw", **common),
-               VerifyOperator(task_id="verify", **common)):
+    for op in (
+        AnalyzeOperator(task_id="analyze", **common),
+        TableMigrateOperator(task_id="load", table="items", **common),
+        TableMigrateOperator(task_id="load", table="items", strategy="fdw", **common),
+        VerifyOperator(task_id="verify", **common),
+    ):
         with pytest.raises(PlanError) as caught:
             op.execute({})
         message = str(caught.value)
@@ -217,14 +260,29 @@ def test_sql_fragments_never_run_as_statements_of_their_own(key, fragment, sourc
 
 
 ACCEPTED = [
-    "price_cents::numeric / 100", "COALESCE(display_name, name)", "'it''s; (fine'", "E'it\\'s (fine'",
-    "$$a; b)$$ || $tag$ ; ) $tag$", '"weird;col)" + 1', "a -- a comment ; )\n + 1", "/* ; ) */ 1",
-    "/* nested /* ; */ ) */ 1", "x$y$ + 1", "CASE WHEN (a > 1) THEN 'x' ELSE 'y' END", "deleted_at IS NULL",
+    "price_cents::numeric / 100",
+    "COALESCE(display_name, name)",
+    "'it''s; (fine'",
+    "E'it\\'s (fine'",
+    "$$a; b)$$ || $tag$ ; ) $tag$",
+    '"weird;col)" + 1',
+    "a -- a comment ; )\n + 1",
+    "/* ; ) */ 1",
+    "/* nested /* ; */ ) */ 1",
+    "x$y$ + 1",
+    "CASE WHEN (a > 1) THEN 'x' ELSE 'y' END",
+    "deleted_at IS NULL",
 ]
 REFUSED = [
-    ("1; SELECT 2", "';' outside quotes"), ("1)", "closes a parenthesis"), ("(1", "parenthesis(es) open"),
-    ("'open", "string literal"), ('"open', "quoted identifier"), ("$q$open", "dollar-quoted"),
-    ("1 --", "'--' comment"), ("/* open", "'/*' comment"), ("/* /* */ 1", "'/*' comment"),
+    ("1; SELECT 2", "';' outside quotes"),
+    ("1)", "closes a parenthesis"),
+    ("(1", "parenthesis(es) open"),
+    ("'open", "string literal"),
+    ('"open', "quoted identifier"),
+    ("$q$open", "dollar-quoted"),
+    ("1 --", "'--' comment"),
+    ("/* open", "'/*' comment"),
+    ("/* /* */ 1", "'/*' comment"),
     # Safe only if the server has standard_conforming_strings on: refused, it must be safe either way.
     ("'a\\' || '; DROP TABLE x; --'", "';' outside quotes"),
 ]

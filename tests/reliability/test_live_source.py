@@ -75,16 +75,30 @@ class Writer(threading.Thread):
                     ids, name = self.live[table], sql.Identifier(table)
                     if rng.random() < 0.5:  # transfer between two rows
                         a, b = rng.sample(ids, 2)
-                        self._timed(cur, sql.SQL("UPDATE {} SET balance = balance - 3 WHERE id = %s").format(name), (a,))
-                        self._timed(cur, sql.SQL("UPDATE {} SET balance = balance + 3 WHERE id = %s").format(name), (b,))
+                        self._timed(
+                            cur,
+                            sql.SQL("UPDATE {} SET balance = balance - 3 WHERE id = %s").format(name),
+                            (a,),
+                        )
+                        self._timed(
+                            cur,
+                            sql.SQL("UPDATE {} SET balance = balance + 3 WHERE id = %s").format(name),
+                            (b,),
+                        )
                         self.tally["updates"] += 2
                     else:  # replace a row by a new one with the same balance
                         i = rng.randrange(len(ids))
                         old, new = ids[i], self.next_id
-                        (balance,), = self._timed(
-                            cur, sql.SQL("DELETE FROM {} WHERE id = %s RETURNING balance").format(name), (old,))
-                        self._timed(cur, sql.SQL("INSERT INTO {} VALUES (%s, %s, %s)").format(name),
-                                    (new, f"new {new}", balance))
+                        ((balance,),) = self._timed(
+                            cur,
+                            sql.SQL("DELETE FROM {} WHERE id = %s RETURNING balance").format(name),
+                            (old,),
+                        )
+                        self._timed(
+                            cur,
+                            sql.SQL("INSERT INTO {} VALUES (%s, %s, %s)").format(name),
+                            (new, f"new {new}", balance),
+                        )
                         ids[i] = new
                         self.next_id += 1
                         self.tally["inserts"] += 1
@@ -117,16 +131,22 @@ class LockWatch(threading.Thread):
 
 
 def _invariants(db, table: str) -> tuple[int, int]:
-    (count, total), = db.execute(sql.SQL("SELECT count(*), sum(balance) FROM {}").format(sql.Identifier(table)))
+    ((count, total),) = db.execute(
+        sql.SQL("SELECT count(*), sum(balance) FROM {}").format(sql.Identifier(table))
+    )
     return count, int(total)
 
 
 def _stats(db) -> tuple[int, int, int]:
-    (ins, upd, dele), = db.execute("SELECT sum(n_tup_ins), sum(n_tup_upd), sum(n_tup_del) FROM pg_stat_user_tables")
+    ((ins, upd, dele),) = db.execute(
+        "SELECT sum(n_tup_ins), sum(n_tup_upd), sum(n_tup_del) FROM pg_stat_user_tables"
+    )
     return int(ins), int(upd), int(dele)
 
 
-DRIFT = re.compile(r"drift: the source received ([\d,]+) inserts, ([\d,]+) updates and ([\d,]+) deletes since the load")
+DRIFT = re.compile(
+    r"drift: the source received ([\d,]+) inserts, ([\d,]+) updates and ([\d,]+) deletes since the load"
+)
 
 
 def test_live_source_loads_consistently_without_blocking_writers_and_verify_reports_drift(
@@ -139,9 +159,17 @@ def test_live_source_loads_consistently_without_blocking_writers_and_verify_repo
     (tmp_path / "ddl" / "01.sql").write_text(DDL)
     (tmp_path / "slow.yaml").write_text(SLOW)
     (tmp_path / "plain.yaml").write_text(PLAIN)
-    conns = {"source_conn_id": airflow_conn("live_src", source_db), "target_conn_id": airflow_conn("live_tgt", target_db)}
-    slow, plain = {**conns, "mapping_path": str(tmp_path / "slow.yaml")}, {**conns, "mapping_path": str(tmp_path / "plain.yaml")}
-    FdwSetupOperator(task_id="setup", ddl_path=str(tmp_path / "ddl"), create_database=False, **slow).execute({})
+    conns = {
+        "source_conn_id": airflow_conn("live_src", source_db),
+        "target_conn_id": airflow_conn("live_tgt", target_db),
+    }
+    slow, plain = (
+        {**conns, "mapping_path": str(tmp_path / "slow.yaml")},
+        {**conns, "mapping_path": str(tmp_path / "plain.yaml")},
+    )
+    FdwSetupOperator(task_id="setup", ddl_path=str(tmp_path / "ddl"), create_database=False, **slow).execute(
+        {}
+    )
     rel.wait_until(lambda: _stats(source_db) == (2 * ROWS, 0, 0), what="the source's statistics to settle")
 
     writer, watch = Writer(source_db.conninfo()), LockWatch(source_db)
@@ -174,8 +202,10 @@ def test_live_source_loads_consistently_without_blocking_writers_and_verify_repo
 
     # After the writer stopped (its backend reports its counters when it exits): counts of what changed.
     t = writer.tally
-    rel.wait_until(lambda: _stats(source_db) == (2 * ROWS + t["inserts"], t["updates"], t["deletes"]),
-                   what="the writer's statistics")
+    rel.wait_until(
+        lambda: _stats(source_db) == (2 * ROWS + t["inserts"], t["updates"], t["deletes"]),
+        what="the writer's statistics",
+    )
     report = VerifyOperator(task_id="verify", fail_on_drift=False, **plain).execute({})
     assert {c["label"]: c["status"] for c in report["tables"]} == {"accounts": "drift", "ledger": "drift"}
     seen = [0, 0, 0]

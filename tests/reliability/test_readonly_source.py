@@ -47,7 +47,9 @@ READ = re.compile(
     r"DECLARE \w+ CURSOR FOR SELECT|FETCH|CLOSE|EXPLAIN \(COSTS OFF\) SELECT|DEALLOCATE)\b",
     re.IGNORECASE | re.DOTALL,
 )
-NEVER_IN_A_READ = re.compile(r"\b(nextval|setval|FOR UPDATE|FOR SHARE|INTO|pg_advisory_lock)\b", re.IGNORECASE)
+NEVER_IN_A_READ = re.compile(
+    r"\b(nextval|setval|FOR UPDATE|FOR SHARE|INTO|pg_advisory_lock)\b", re.IGNORECASE
+)
 ENTRY = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \w+ \[\d+\] ")
 
 
@@ -90,13 +92,20 @@ def test_migration_with_a_select_only_source_role_never_writes_to_the_source(
 
     source_db.execute(SOURCE)
     reader, reader_pw = make_role(
-        source_db, "GRANT CONNECT ON DATABASE " + source_db.dbname + " TO {role}",
-        "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}", prefix="reader",
+        source_db,
+        "GRANT CONNECT ON DATABASE " + source_db.dbname + " TO {role}",
+        "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}",
+        prefix="reader",
     )
-    owner, owner_pw = make_role(target_db, "ALTER DATABASE " + target_db.dbname + " OWNER TO {role}", prefix="owner")
+    owner, owner_pw = make_role(
+        target_db, "ALTER DATABASE " + target_db.dbname + " OWNER TO {role}", prefix="owner"
+    )
     # What the setup error tells a non-superuser to ask for, done once by a superuser:
-    target_db.execute(sql.SQL("CREATE EXTENSION postgres_fdw; GRANT USAGE ON FOREIGN DATA WRAPPER postgres_fdw TO {}")
-                      .format(sql.Identifier(owner)))
+    target_db.execute(
+        sql.SQL(
+            "CREATE EXTENSION postgres_fdw; GRANT USAGE ON FOREIGN DATA WRAPPER postgres_fdw TO {}"
+        ).format(sql.Identifier(owner))
+    )
     assert source_db.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (reader,)) == [(False,)]
     (tmp_path / "ddl").mkdir()
     (tmp_path / "ddl" / "01.sql").write_text(DDL)
@@ -109,7 +118,9 @@ def test_migration_with_a_select_only_source_role_never_writes_to_the_source(
 
     rel.wait_until(lambda: _changes(source_db) == (5500, 0, 0), what="the source's statistics to settle")
     source_before = {t: rel.table_text(source_db, t) for t in ("customers", "orders")}
-    source_db.execute(sql.SQL("ALTER DATABASE {} SET log_statement = 'all'").format(sql.Identifier(source_db.dbname)))
+    source_db.execute(
+        sql.SQL("ALTER DATABASE {} SET log_statement = 'all'").format(sql.Identifier(source_db.dbname))
+    )
     log_offset = source_db.cluster.log_file.stat().st_size
 
     setup = FdwSetupOperator(task_id="setup", ddl_path=str(tmp_path / "ddl"), create_database=False, **common)
@@ -119,7 +130,9 @@ def test_migration_with_a_select_only_source_role_never_writes_to_the_source(
     loaded = {u["table"]: TableMigrateOperator(task_id="load", unit=u, **common).execute({}) for u in units}
     kept_orders = sum(1 for g in range(1, 4001) if (1 + g % 1499) % 25 != 0)
     assert {t: (r["strategy"], r["rows"]) for t, r in loaded.items()} == {
-        "customers": ("copy", 1440), "orders": ("fdw", kept_orders)}
+        "customers": ("copy", 1440),
+        "orders": ("fdw", kept_orders),
+    }
     FinalizeLoadOperator(task_id="finalize", **common).execute({})
     assert VerifyOperator(task_id="verify", **common).execute({})["ok"]
     CleanupOperator(task_id="cleanup", target_conn_id=common["target_conn_id"]).execute({})
@@ -129,11 +142,20 @@ def test_migration_with_a_select_only_source_role_never_writes_to_the_source(
     statements = [s for _, s in logged]
     assert {role for role, _ in logged} == {reader}, [x for x in logged if x[0] != reader][:3]
     assert any(s.startswith("FETCH") for s in statements), "postgres_fdw traffic should be in the log"
-    assert any(s.startswith("COPY (SELECT") for s in statements), "the COPY strategy's read should be in the log"
+    assert any(s.startswith("COPY (SELECT") for s in statements), (
+        "the COPY strategy's read should be in the log"
+    )
     writes = [s for s in statements if not READ.match(s) or NEVER_IN_A_READ.search(s)]
     assert writes == []
-    for write in ("INSERT INTO t VALUES (1)", "COPY t FROM STDIN", "CREATE TEMP TABLE t (a int)", "TRUNCATE t",
-                  "SELECT nextval('s')", "SELECT * INTO t2 FROM t", "EXPLAIN ANALYZE DELETE FROM t"):
+    for write in (
+        "INSERT INTO t VALUES (1)",
+        "COPY t FROM STDIN",
+        "CREATE TEMP TABLE t (a int)",
+        "TRUNCATE t",
+        "SELECT nextval('s')",
+        "SELECT * INTO t2 FROM t",
+        "EXPLAIN ANALYZE DELETE FROM t",
+    ):
         assert not READ.match(write) or NEVER_IN_A_READ.search(write), write  # the filter does catch writes
     time.sleep(0.5)  # the operators' backends report their counters when they exit
     assert _changes(source_db) == (5500, 0, 0)

@@ -45,13 +45,20 @@ events:
 @pytest.fixture
 def least_privilege(source_db, target_db, make_role, airflow_conn, tmp_path):
     source_db.execute(SOURCE)
-    grants = ("GRANT CONNECT ON DATABASE " + source_db.dbname + " TO {role}",
-              "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    grants = (
+        "GRANT CONNECT ON DATABASE " + source_db.dbname + " TO {role}",
+        "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}",
+    )
     reader, reader_pw = make_role(source_db, *grants, prefix="reader")
     fdw_role, fdw_pw = make_role(source_db, *grants, prefix="fdwlink")
-    owner, owner_pw = make_role(target_db, "ALTER DATABASE " + target_db.dbname + " OWNER TO {role}", prefix="owner")
-    target_db.execute(sql.SQL("CREATE EXTENSION postgres_fdw; GRANT USAGE ON FOREIGN DATA WRAPPER postgres_fdw TO {}")
-                      .format(sql.Identifier(owner)))
+    owner, owner_pw = make_role(
+        target_db, "ALTER DATABASE " + target_db.dbname + " OWNER TO {role}", prefix="owner"
+    )
+    target_db.execute(
+        sql.SQL(
+            "CREATE EXTENSION postgres_fdw; GRANT USAGE ON FOREIGN DATA WRAPPER postgres_fdw TO {}"
+        ).format(sql.Identifier(owner))
+    )
     (tmp_path / "ddl").mkdir()
     (tmp_path / "ddl" / "01.sql").write_text(DDL)
     (tmp_path / "mapping.yaml").write_text(MAPPING)
@@ -63,8 +70,13 @@ def least_privilege(source_db, target_db, make_role, airflow_conn, tmp_path):
         },
         "fdw_conn_id": airflow_conn("sec_fdw", source_db, user=fdw_role, password=fdw_pw),
         "ddl_path": str(tmp_path / "ddl"),
-        "passwords": {"source": reader_pw, "target": owner_pw, "fdw": fdw_pw,
-                      "source superuser": source_db.cluster.password, "target superuser": target_db.cluster.password},
+        "passwords": {
+            "source": reader_pw,
+            "target": owner_pw,
+            "fdw": fdw_pw,
+            "source superuser": source_db.cluster.password,
+            "target superuser": target_db.cluster.password,
+        },
         "roles": {"reader": reader, "fdw": fdw_role},
     }
 
@@ -89,7 +101,7 @@ def _leaks(passwords: dict[str, str], where: str, text: str | bytes) -> list[str
     for who, pw in passwords.items():
         at = text.find(pw)
         if at >= 0:
-            context = text[max(0, at - 150): at + len(pw) + 60].replace(pw, "<PASSWORD>")
+            context = text[max(0, at - 150) : at + len(pw) + 60].replace(pw, "<PASSWORD>")
             out.append(f"{who} password in {where}: ...{context}...")
     return out
 
@@ -100,8 +112,9 @@ def _metadata_db() -> Path:
     return Path(url.removeprefix("sqlite:///"))
 
 
-def test_passwords_never_reach_logs_xcoms_templates_or_exceptions(least_privilege, source_db, target_db, run_dag,
-                                                                   airflow_conn, debug_logging, caplog, capfd):
+def test_passwords_never_reach_logs_xcoms_templates_or_exceptions(
+    least_privilege, source_db, target_db, run_dag, airflow_conn, debug_logging, caplog, capfd
+):
     from airflow.sdk import DAG
 
     from airflow_provider_confiture.operators import (
@@ -119,8 +132,13 @@ def test_passwords_never_reach_logs_xcoms_templates_or_exceptions(least_privileg
     caplog.set_level(logging.DEBUG)
     dag_id = "secrets_chain"
     with DAG(dag_id, schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
-        setup = FdwSetupOperator(task_id="setup", ddl_path=w["ddl_path"], create_database=False,
-                                 fdw_conn_id=w["fdw_conn_id"], **common)
+        setup = FdwSetupOperator(
+            task_id="setup",
+            ddl_path=w["ddl_path"],
+            create_database=False,
+            fdw_conn_id=w["fdw_conn_id"],
+            **common,
+        )
         analyze = AnalyzeOperator(task_id="analyze", **common)
         prepare = PrepareLoadOperator(task_id="prepare", **common)
         accounts = TableMigrateOperator(task_id="accounts", table="accounts", **common)
@@ -136,17 +154,35 @@ def test_passwords_never_reach_logs_xcoms_templates_or_exceptions(least_privileg
 
     # Failing steps: wrong passwords (worker side, FDW side) and a load failing on the server.
     failures = []
-    airflow_conn("sec_wrong", source_db, user=w["roles"]["reader"], password="Wr0ng-" + passwords["source"][::-1])
+    airflow_conn(
+        "sec_wrong", source_db, user=w["roles"]["reader"], password="Wr0ng-" + passwords["source"][::-1]
+    )
     passwords["wrong"] = "Wr0ng-" + passwords["source"][::-1]
-    bad_fdw = airflow_conn("sec_fdw_wrong", source_db, user=w["roles"]["fdw"], password="Wr0ng-" + passwords["fdw"][::-1])
+    bad_fdw = airflow_conn(
+        "sec_fdw_wrong", source_db, user=w["roles"]["fdw"], password="Wr0ng-" + passwords["fdw"][::-1]
+    )
     passwords["wrong fdw"] = "Wr0ng-" + passwords["fdw"][::-1]
-    FdwSetupOperator(task_id="relink", fdw_conn_id=w["fdw_conn_id"], create_database=False, **common).execute({})
+    FdwSetupOperator(task_id="relink", fdw_conn_id=w["fdw_conn_id"], create_database=False, **common).execute(
+        {}
+    )
     for op in (
         AnalyzeOperator(task_id="a", **{**common, "source_conn_id": "sec_wrong"}),
-        FdwSetupOperator(task_id="s", fdw_conn_id=bad_fdw, foreign_schema="other_link", fdw_server_name="other_srv",
-                         create_database=False, **common),
-        TableMigrateOperator(task_id="t", source_table="accounts", target_table="accounts",
-                             columns="id,owner", where="balance_cents / 0 > 1", **common),
+        FdwSetupOperator(
+            task_id="s",
+            fdw_conn_id=bad_fdw,
+            foreign_schema="other_link",
+            fdw_server_name="other_srv",
+            create_database=False,
+            **common,
+        ),
+        TableMigrateOperator(
+            task_id="t",
+            source_table="accounts",
+            target_table="accounts",
+            columns="id,owner",
+            where="balance_cents / 0 > 1",
+            **common,
+        ),
     ):
         with pytest.raises(Exception) as caught:  # noqa: B017 - any failure; its text is what is checked
             op.execute({})
@@ -158,7 +194,9 @@ def test_passwords_never_reach_logs_xcoms_templates_or_exceptions(least_privileg
     leaks = []
     for exc in failures:
         leaks += _leaks(passwords, f"{type(exc).__name__} message", str(exc) + repr(exc))
-        leaks += _leaks(passwords, f"{type(exc).__name__} traceback", "".join(traceback.format_exception(exc)))
+        leaks += _leaks(
+            passwords, f"{type(exc).__name__} traceback", "".join(traceback.format_exception(exc))
+        )
     leaks += _leaks(passwords, "caplog", "\n".join(r.getMessage() + repr(r.args) for r in caplog.records))
     out, err = capfd.readouterr()
     # Airflow itself (not this provider): at DEBUG, dag.test()'s in-process supervisor logs each
@@ -166,8 +204,11 @@ def test_passwords_never_reach_logs_xcoms_templates_or_exceptions(least_privileg
     # Those lines are left out of the search, and only those: any other occurrence is a leak.
     airflow_own = [line for line in (out + err).splitlines() if "msg=MaskSecret(value=" in line]
     assert airflow_own, "expected Airflow's own MaskSecret debug lines (is the log really at DEBUG?)"
-    leaks += _leaks(passwords, "stdout/stderr", "\n".join(
-        line for line in (out + err).splitlines() if "msg=MaskSecret(value=" not in line))
+    leaks += _leaks(
+        passwords,
+        "stdout/stderr",
+        "\n".join(line for line in (out + err).splitlines() if "msg=MaskSecret(value=" not in line),
+    )
     assert "Loading public.accounts" in out + err + caplog.text  # the task output was really captured
     home = Path(os.environ["AIRFLOW_HOME"])
     files = [p for p in home.rglob("*") if p.is_file()]
@@ -176,8 +217,9 @@ def test_passwords_never_reach_logs_xcoms_templates_or_exceptions(least_privileg
     db = _metadata_db()
     with sqlite3.connect(db) as meta:
         xcoms = meta.execute("SELECT task_id, value FROM xcom WHERE dag_id = ?", (dag_id,)).fetchall()
-        rendered = meta.execute("SELECT task_id, rendered_fields FROM rendered_task_instance_fields WHERE dag_id = ?",
-                                (dag_id,)).fetchall()
+        rendered = meta.execute(
+            "SELECT task_id, rendered_fields FROM rendered_task_instance_fields WHERE dag_id = ?", (dag_id,)
+        ).fetchall()
     assert {t for t, _ in xcoms} >= {"setup", "analyze", "accounts", "events", "verify", "cleanup"}
     assert len(rendered) == 8
     leaks += _leaks(passwords, "XCom", repr(xcoms))

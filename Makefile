@@ -23,6 +23,7 @@ LINT_PATHS := airflow_provider_confiture dags tests benchmarks scripts
 lint: venv
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy
 
 test: venv postgres lint  ## the test command (CI runs exactly this)
 	$(BIN)/python -m pytest -q

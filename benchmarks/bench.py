@@ -216,10 +216,10 @@ class Bench:
     def build(self) -> None:
         import bench_data
 
-        from airflow_provider_confiture.core import fdw, setup
-        from airflow_provider_confiture.core.analyze import plan_migration
-        from airflow_provider_confiture.core.mapping import parse_mapping_text
-        from airflow_provider_confiture.core.plan import PlanOptions
+        from airflow_provider_confiture.core.link import fdw
+        from airflow_provider_confiture.core.planning import plan_migration
+        from airflow_provider_confiture.core.planning.mapping import parse_mapping_text
+        from airflow_provider_confiture.core.planning.plan import PlanOptions
 
         started = time.monotonic()
         with self.source.connect(self.source_db) as conn:
@@ -243,7 +243,7 @@ class Bench:
                 user=self.source.superuser,
                 password=self.source.password,
             )
-            setup.setup_link(tgt, link, result.plans, source_catalog, PlanOptions())
+            fdw.setup_link(tgt, link, result.plans, source_catalog, PlanOptions())
             self.results["fdw_link"] = {"server": link.server, "fetch_size": link.fetch_size}
         finally:
             src.close()
@@ -469,10 +469,10 @@ class Bench:
 
     def analyze_estimates(self) -> None:
         """What analyze says (strategy, time) for each table, and both strategies' estimates."""
-        from airflow_provider_confiture.core import estimates
-        from airflow_provider_confiture.core.analyze import analyze
-        from airflow_provider_confiture.core.mapping import parse_mapping_text
-        from airflow_provider_confiture.core.plan import PlanOptions
+        from airflow_provider_confiture.core.planning import estimates
+        from airflow_provider_confiture.core.planning.analyze import analyze
+        from airflow_provider_confiture.core.planning.mapping import parse_mapping_text
+        from airflow_provider_confiture.core.planning.plan import PlanOptions
 
         src = bench_methods.connect("psycopg3", self.conninfo("source"))
         tgt = bench_methods.connect("psycopg3", self.conninfo("target"))

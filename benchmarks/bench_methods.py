@@ -52,7 +52,7 @@ def _usage() -> tuple[float, int]:
 
 def connect(driver: str, conninfo: str, *, read_only: bool = False) -> Any:
     """A transaction-mode connection with the session the operators set up (operators/connections.py)."""
-    from airflow_provider_confiture.core import dbapi
+    from airflow_provider_confiture.core.db import dbapi
 
     settings: dict[str, str | int | None] = dict(dbapi.DETERMINISTIC_SETTINGS)
     settings.pop("client_encoding")
@@ -82,9 +82,8 @@ def connect(driver: str, conninfo: str, *, read_only: bool = False) -> Any:
 
 # ------------------------------------------------------------------------------------------ methods
 def _plan(src: Any, tgt: Any, spec: dict[str, Any]) -> Any:
-    from airflow_provider_confiture.core import mapping
-    from airflow_provider_confiture.core.analyze import plan_migration
-    from airflow_provider_confiture.core.plan import PlanOptions
+    from airflow_provider_confiture.core.planning import mapping, plan_migration
+    from airflow_provider_confiture.core.planning.plan import PlanOptions
 
     one = mapping.one_table_mapping(
         spec["source_table"], spec["target_table"], spec.get("columns"), where=spec.get("where")
@@ -94,7 +93,8 @@ def _plan(src: Any, tgt: Any, spec: dict[str, Any]) -> Any:
 
 def ours(spec: dict[str, Any]) -> dict[str, Any]:
     """Our load (strategy ``copy`` or ``fdw``), as TableMigrateOperator runs it."""
-    from airflow_provider_confiture.core import load, verify
+    from airflow_provider_confiture.core import verify
+    from airflow_provider_confiture.core.loading import load
 
     src = connect(spec["driver"], spec["source"], read_only=True)
     tgt = connect(spec["driver"], spec["target"])

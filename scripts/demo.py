@@ -268,7 +268,7 @@ def loads_of(xcoms: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def render_analysis(analysis: dict[str, Any]) -> str:
-    from airflow_provider_confiture.core.analyze import Analysis, TableAnalysis
+    from airflow_provider_confiture.core.planning.analyze import Analysis, TableAnalysis
 
     return Analysis(
         [TableAnalysis(**t) for t in analysis["tables"]], [tuple(s) for s in analysis.get("skipped") or []]
@@ -276,14 +276,14 @@ def render_analysis(analysis: dict[str, Any]) -> str:
 
 
 def render_checks(checks: list[dict[str, Any]]) -> str:
-    from airflow_provider_confiture.core.verify import TableCheck, render_checks, render_reference_style
+    from airflow_provider_confiture.core.verify import TableCheck, render_checks, render_verdicts
 
     objs = [TableCheck(**{k: v for k, v in c.items() if k != "ok"}) for c in checks]
-    return "Verification:\n" + render_checks(objs) + "\n" + render_reference_style(objs)
+    return "Verification:\n" + render_checks(objs) + "\n" + render_verdicts(objs)
 
 
 def render_tasks(tasks: list[dict[str, Any]]) -> str:
-    from airflow_provider_confiture.core.report import box_table
+    from airflow_provider_confiture.core.db.text_table import box_table
 
     rows = [
         (

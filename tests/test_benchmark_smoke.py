@@ -10,6 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+#: These tests start PostgreSQL servers themselves.
+pytestmark = pytest.mark.db_subprocess
+
 REPO = Path(__file__).resolve().parents[1]
 METHODS = {"copy", "copy_psycopg2", "fdw", "psql_pipe", "original_fdw", "original_copy", "generic_transfer"}
 TABLES = {"narrow": 2000, "events": 1500, "users": 1000}

@@ -131,7 +131,7 @@ def test_full_run_dry_run_tables_param_rerun_and_cleanup(migration, source_db, t
     ``Param.resolve`` sets ``param.value``), so a later ``dag.test()`` of the same object would inherit
     the previous run's ``dry_run``.
     """
-    from airflow_provider_confiture.dag_factory import cleanup_dag_of
+    from airflow_provider_confiture import cleanup_dag_of
 
     dag = build(migration, "dagf_life")
 
@@ -204,7 +204,7 @@ def test_full_run_dry_run_tables_param_rerun_and_cleanup(migration, source_db, t
 def test_failed_table_makes_run_red_and_repairs_alone(migration, source_db, target_db, run_dag):
     """A source row breaking a target CHECK fails one table; the others load and verify; the run is red.
     After fixing the data, clearing that table's mapped instance re-runs it alone and the run ends green."""
-    from dags_support.rerun import clear_in_run, finish_run
+    from tests.dags_support.rerun import clear_in_run, finish_run
 
     source_db.execute("UPDATE posts SET body = 'bad' WHERE id = 5")
     dag = build(migration, "dagf_repair", table_retries=1, table_retry_delay=timedelta(0))
@@ -220,7 +220,8 @@ def test_failed_table_makes_run_red_and_repairs_alone(migration, source_db, targ
     posts_index = next(
         m for (t, m), ti in tis.items() if t == "table.migrate" and ti.rendered_map_index == "posts"
     )
-    assert tis[("table.migrate", posts_index)].try_number == 2  # retried alone, once
+    # bad data cannot heal on a retry: the table failed at once, without burning its retry
+    assert tis[("table.migrate", posts_index)].try_number == 1
     assert {ti.try_number for (t, m), ti in tis.items() if t == "table.migrate" and m != posts_index} == {1}
     # the other tables are migrated; posts is untouched (its load rolled back); its FK still set aside
     assert target_db.execute("SELECT count(*) FROM users") == [(3000,)]
@@ -249,7 +250,7 @@ def test_failed_table_makes_run_red_and_repairs_alone(migration, source_db, targ
 def test_invalid_params_are_refused(migration, target_db, run_dag):
     from airflow.sdk.exceptions import ParamValidationError
 
-    from airflow_provider_confiture.dag_factory import create_schema_to_schema_dag
+    from airflow_provider_confiture import create_schema_to_schema_dag
 
     dag = build(migration, "dagf_params")
     assert dag.params.validate() == {
@@ -296,7 +297,7 @@ def test_dag_shape_retries_and_cleanup_dag(migration):
     from airflow.sdk import TriggerRule
     from airflow.sdk.definitions.timetables.simple import NullTimetable
 
-    from airflow_provider_confiture.dag_factory import cleanup_dag_of
+    from airflow_provider_confiture import cleanup_dag_of
     from airflow_provider_confiture.operators import CleanupOperator
 
     dag = build(
@@ -340,8 +341,8 @@ def test_dag_shape_retries_and_cleanup_dag(migration):
 def test_mapping_error_is_a_dag_import_error_naming_file_entry_and_key(tmp_path):
     from airflow.dag_processing.dagbag import DagBag
 
+    from airflow_provider_confiture import create_schema_to_schema_dag
     from airflow_provider_confiture.core.errors import MappingError
-    from airflow_provider_confiture.dag_factory import create_schema_to_schema_dag
 
     (tmp_path / "mapping.yaml").write_text(
         "users:\n  source_table: old_users\n  colums:\n    full_name: name\n"

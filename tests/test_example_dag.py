@@ -61,7 +61,7 @@ def test_example_dag_imports_without_connections_and_has_the_expected_tasks(exam
 
 
 def test_example_mapping_and_files_are_consistent():
-    from airflow_provider_confiture.core.mapping import load_mapping
+    from airflow_provider_confiture.core.planning.mapping import load_mapping
 
     mapping = load_mapping(EXAMPLE / "mapping.yaml")
     assert [t.key for t in mapping.tables] == ["users", "products", "orders", "order_items"]

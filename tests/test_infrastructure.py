@@ -11,6 +11,9 @@ from psycopg import sql
 
 from airflow_provider_confiture.testing import PostgresCluster, conninfo_quote, free_port, pg_bin_dir
 
+#: These tests start PostgreSQL servers themselves.
+pytestmark = pytest.mark.db_subprocess
+
 
 @pytest.mark.parametrize("which", ["pg_source", "pg_target"])
 def test_cluster_password_auth_over_tcp(which, request):

@@ -51,3 +51,12 @@ def test_airflow_providers_list_shows_provider():
     lines = [line for line in res.stdout.splitlines() if "airflow-provider-confiture" in line]
     assert lines, res.stdout[-3000:]
     assert __version__ in lines[0]
+
+
+def test_provider_info_lists_every_operator_module_and_only_those():
+    from airflow_provider_confiture import operators
+    from airflow_provider_confiture.get_provider_info import get_provider_info
+
+    listed = {m for group in get_provider_info()["operators"] for m in group["python-modules"]}
+    exported = {getattr(operators, name).__module__ for name in operators.__all__}
+    assert listed == exported, "every operator module is listed, and every listed module exports operators"

@@ -6,13 +6,32 @@ is looking at an Airflow task log, not at our code.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class ConfitureError(Exception):
-    """Base class of every error raised on purpose by this provider."""
+    """Base class of every error raised on purpose by this provider.
+
+    ``retryable`` says whether running the same step again can succeed without anyone changing
+    anything: a lost connection, a timeout or a lock wait can heal; a bad mapping, a constraint the
+    data violates or a missing privilege cannot. The operators turn a non-retryable error into a
+    failure that does not burn the task's retries (Airflow's ``AirflowFailException``).
+    """
+
+    #: Default for the class; an instance may say otherwise (``retryable=`` keyword).
+    retryable: bool = False
+
+    def __init__(self, *args: object, retryable: bool | None = None) -> None:
+        super().__init__(*args)
+        if retryable is not None:
+            self.retryable = retryable
 
 
 class ConnectionFailedError(ConfitureError):
     """A database named by an Airflow connection could not be reached or refused the login."""
+
+    retryable = True
 
 
 class MappingError(ConfitureError):
@@ -29,6 +48,7 @@ class MappingError(ConfitureError):
         entry: str | None = None,
         key: str | None = None,
     ) -> None:
+        self.retryable = False
         self.source = source
         self.entry = entry
         self.key = key
@@ -55,8 +75,23 @@ class MigrationError(ConfitureError):
 
 
 class VerificationError(ConfitureError):
-    """Source and target differ after migration."""
+    """Source and target differ after migration (reloading the table, not retrying verify, fixes it)."""
 
 
 class CleanupError(ConfitureError):
     """Cleanup refused to run, to protect objects a user built on the foreign schema."""
+
+
+class CaptureError(ConfitureError):
+    """Capturing the source's writes (catch-up) cannot start or cannot go on safely."""
+
+
+def did_you_mean(word: object, choices: Iterable[str], *, cutoff: float = 0.6) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``choices`` (also tried case- and space-folded), or ``""``."""
+    if not isinstance(word, str):
+        return ""
+    options = list(choices)
+    match = difflib.get_close_matches(word, options, n=1, cutoff=cutoff) or difflib.get_close_matches(
+        word.strip().lower(), options, n=1, cutoff=cutoff
+    )
+    return f"; did you mean {match[0]!r}?" if match else ""

@@ -1,14 +1,24 @@
-"""AnalyzeOperator: per table rows, size, strategy, estimated time, warnings; the load units as XCom."""
+"""AnalyzeOperator: per table rows, size, strategy, estimated time, warnings; the load units as XCom.
+
+``AnalyzeUnitsOperator`` is the factory's analyze task: Airflow maps tasks only over a task's *return
+value* (a list), not over one key of a returned dict, so it returns the ``units`` list (one per mapped
+per-table task instance) and pushes the whole analysis under the XCom key ``analysis``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_confiture.core import analyze as analyze_core
-from airflow_provider_confiture.core import catalog, target_database
-from airflow_provider_confiture.operators import connections
-from airflow_provider_confiture.operators.base import ConfitureBaseOperator, as_bool, as_tables
+from airflow_provider_confiture.core import planning
+from airflow_provider_confiture.core.db import catalog
+from airflow_provider_confiture.core.link import target_database
+from airflow_provider_confiture.hooks import connections
+from airflow_provider_confiture.operators.base import ConfitureBaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+ANALYSIS_XCOM_KEY = "analysis"
 
 
 class AnalyzeOperator(ConfitureBaseOperator):
@@ -19,25 +29,18 @@ class AnalyzeOperator(ConfitureBaseOperator):
     ``{"tables": [...], "skipped": [...], "units": [...]}``; the DAG factory maps one load task
     over ``units`` (a whole table, or one key range of a table above ``split_threshold_rows``).
 
-    :param tables: only these tables (target names or mapping entry keys); None = all.
     :param split_threshold_rows: split tables with at least this many rows into key ranges (0 = never).
     :param rows_per_part: target rows per key range.
     """
 
-    template_fields: Sequence[str] = (*ConfitureBaseOperator.template_fields, "tables", "dry_run")
-
     def __init__(
         self,
         *,
-        tables: list[str] | str | None = None,
-        split_threshold_rows: int = analyze_core.DEFAULT_SPLIT_THRESHOLD_ROWS,
-        rows_per_part: int = analyze_core.DEFAULT_ROWS_PER_PART,
-        dry_run: bool | str = False,
+        split_threshold_rows: int = planning.DEFAULT_SPLIT_THRESHOLD_ROWS,
+        rows_per_part: int = planning.DEFAULT_ROWS_PER_PART,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.dry_run = dry_run
-        self.tables = tables
         self.split_threshold_rows = split_threshold_rows
         self.rows_per_part = rows_per_part
 
@@ -52,10 +55,9 @@ class AnalyzeOperator(ConfitureBaseOperator):
                 return f"target schema {self.target_schema!r} has no tables yet (the DDL is not applied)"
         return None
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute_step(self, context: Context) -> dict[str, Any]:
         mapping = self.load_mapping()
-        dry_run = as_bool(self.dry_run)
-        if dry_run:
+        if self.dry_run:
             reason = self._not_set_up()
             if reason:
                 self.log.warning(
@@ -65,15 +67,26 @@ class AnalyzeOperator(ConfitureBaseOperator):
                 )
                 return {"tables": [], "skipped": [], "units": [], "dry_run": True}
         with self.both() as (source_conn, target_conn):
-            analysis = analyze_core.analyze(
+            analysis = planning.analyze(
                 source_conn,
                 target_conn,
                 mapping,
                 self.plan_options(),
-                as_tables(self.tables),
+                self.tables,
                 split_threshold_rows=int(self.split_threshold_rows),
                 rows_per_part=int(self.rows_per_part),
-                require_link=not dry_run,
+                require_link=not self.dry_run,
             )
         self.log.info("\n%s", analysis.render())
         return analysis.to_dict()
+
+
+class AnalyzeUnitsOperator(AnalyzeOperator):
+    """Plan, validate and estimate the migration (see AnalyzeOperator); return its load units."""
+
+    def execute_step(self, context: Context) -> list[planning.LoadUnit]:  # type: ignore[override]
+        analysis = super().execute_step(context)
+        context["ti"].xcom_push(key=ANALYSIS_XCOM_KEY, value=analysis)
+        units: list[planning.LoadUnit] = list(analysis["units"])
+        self.log.info("%d load task(s): %s", len(units), ", ".join(u["label"] for u in units) or "none")
+        return units

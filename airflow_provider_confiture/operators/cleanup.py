@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow_provider_confiture.core import link
+from airflow_provider_confiture.hooks import connections
+from airflow_provider_confiture.operators.base import StepOperator, as_bool
 
-from airflow_provider_confiture.core import cleanup as cleanup_core
-from airflow_provider_confiture.operators import connections
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 
-class CleanupOperator(BaseOperator):
+class CleanupOperator(StepOperator):
     """Drop the foreign tables, user mappings and server setup created (and the extension if setup
     created it) on the target. Refuses, changing nothing, if user objects depend on the foreign
     tables or the migration still holds foreign keys aside. Never connects to the source.
 
-    :param target_conn_id: Airflow Postgres connection of the new database.
-    :param fdw_server_name: foreign server to remove (default: the one setup recorded).
+    :param target_conn_id: Airflow Postgres connection of the new database. (templated)
+    :param fdw_server_name: foreign server to remove (default: the one setup recorded). (templated)
     :param keep_state: keep the ``_confiture`` bookkeeping schema.
     """
 
     template_fields: Sequence[str] = ("target_conn_id", "fdw_server_name")
-    ui_color = "#f6d6b8"
 
     def __init__(
         self,
@@ -37,9 +38,9 @@ class CleanupOperator(BaseOperator):
         self.fdw_server_name = fdw_server_name
         self.keep_state = keep_state
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute_step(self, context: Context) -> dict[str, Any]:
         with connections.connect(self.target_conn_id) as conn:
-            report = cleanup_core.cleanup(conn, self.fdw_server_name, keep_state=self.keep_state)
+            report = link.cleanup(conn, self.fdw_server_name, keep_state=as_bool(self.keep_state))
         self.log.info(
             "Removed server %s, %d foreign tables, user mappings for %s, schemas %s; extension %s",
             report["server"],

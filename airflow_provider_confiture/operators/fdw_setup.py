@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_confiture.core import fdw, setup, target_database
-from airflow_provider_confiture.core.analyze import plan_migration
-from airflow_provider_confiture.operators import connections
-from airflow_provider_confiture.operators.base import ConfitureBaseOperator, as_bool, as_tables
+from airflow_provider_confiture.core import link
+from airflow_provider_confiture.hooks import connections
+from airflow_provider_confiture.operators.base import ConfitureBaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 
 class FdwSetupOperator(ConfitureBaseOperator):
@@ -19,16 +21,15 @@ class FdwSetupOperator(ConfitureBaseOperator):
     3. Creates postgres_fdw, the foreign server (large fetch_size, read-only sessions), the user
        mapping, and imports the source tables the mapping needs into ``foreign_schema``.
 
-    :param ddl_path: directory (or file) of ``.sql`` files building the new schema.
+    :param ddl_path: directory (or file) of ``.sql`` files building the new schema. (templated)
     :param create_database: create the target database when missing.
     :param maintenance_database: database to connect to for CREATE DATABASE.
     :param fdw_conn_id: connection whose login/password the user mapping uses (e.g. a read-only
-        role); defaults to the source connection's.
+        role); defaults to the source connection's. (templated)
     :param fdw_host: address the *target server* uses to reach the source (defaults to the source
-        connection's host); also ``fdw_port``, ``fdw_dbname``.
+        connection's host); also ``fdw_port``, ``fdw_dbname``. (templated)
     :param fdw_server_name: name of the foreign server.
     :param fetch_size: rows postgres_fdw fetches per round trip (the default of 100 is slow).
-    :param dry_run: log what would be done, change nothing.
     """
 
     template_fields: Sequence[str] = (
@@ -38,8 +39,6 @@ class FdwSetupOperator(ConfitureBaseOperator):
         "fdw_host",
         "fdw_port",
         "fdw_dbname",
-        "dry_run",
-        "tables",
     )
 
     def __init__(
@@ -52,10 +51,8 @@ class FdwSetupOperator(ConfitureBaseOperator):
         fdw_host: str | None = None,
         fdw_port: int | str | None = None,
         fdw_dbname: str | None = None,
-        fdw_server_name: str = fdw.DEFAULT_SERVER,
-        fetch_size: int = fdw.DEFAULT_FETCH_SIZE,
-        tables: list[str] | str | None = None,
-        dry_run: bool | str = False,
+        fdw_server_name: str = link.DEFAULT_SERVER,
+        fetch_size: int = link.DEFAULT_FETCH_SIZE,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -68,13 +65,11 @@ class FdwSetupOperator(ConfitureBaseOperator):
         self.fdw_dbname = fdw_dbname
         self.fdw_server_name = fdw_server_name
         self.fetch_size = fetch_size
-        self.tables = tables
-        self.dry_run = dry_run
 
-    def fdw_link(self) -> fdw.FdwLink:
+    def fdw_link(self) -> link.FdwLink:
         source = connections.connection_target(self.source_conn_id)
         creds = connections.connection_target(self.fdw_conn_id) if self.fdw_conn_id else source
-        return fdw.FdwLink(
+        return link.FdwLink(
             host=self.fdw_host or source["host"],
             port=int(self.fdw_port or source["port"]),
             dbname=self.fdw_dbname or source["dbname"],
@@ -84,50 +79,53 @@ class FdwSetupOperator(ConfitureBaseOperator):
             fetch_size=int(self.fetch_size),
         )
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute_step(self, context: Context) -> dict[str, Any]:
         mapping = self.load_mapping()  # bad mapping: fail before touching anything
         options = self.plan_options()
-        link = self.fdw_link()
+        fdw_link = self.fdw_link()
         target = connections.connection_target(self.target_conn_id)
         report: dict[str, Any] = {"target_database": target["dbname"]}
-        if as_bool(self.dry_run):
+        if self.dry_run:
             self.log.info(
                 "Dry run: would ensure database %r, apply DDL from %s, and link it to %s:%s/%s as %r "
                 "(server %r, foreign schema %r). Nothing changed.",
                 target["dbname"],
                 self.ddl_path,
-                link.host,
-                link.port,
-                link.dbname,
-                link.user,
-                link.server,
+                fdw_link.host,
+                fdw_link.port,
+                fdw_link.dbname,
+                fdw_link.user,
+                fdw_link.server,
                 options.foreign_schema,
             )
             return {**report, "dry_run": True}
         if self.create_database:
             with self.target_connection(database=self.maintenance_database, autocommit=True) as admin:
-                created = target_database.ensure_database(admin, target["dbname"])
+                created = link.ensure_database(admin, target["dbname"])
             report["database"] = "created" if created else "exists"
             self.log.info("Target database %r %s", target["dbname"], report["database"])
         with self.both() as (source_conn, target_conn):
-            created_extension = setup.ensure_extension_recorded(target_conn)
-            if self.ddl_path:
-                report["ddl"] = target_database.apply_ddl(target_conn, self.ddl_path)
-                self.log.info(
-                    "DDL applied: %s; already applied: %s",
-                    report["ddl"]["applied"] or "none",
-                    report["ddl"]["already_applied"] or "none",
+            report.update(
+                link.build_and_link(
+                    source_conn,
+                    target_conn,
+                    mapping,
+                    options,
+                    fdw_link,
+                    ddl_path=self.ddl_path,
+                    tables=self.tables,
                 )
-            result, source_catalog = plan_migration(
-                source_conn, target_conn, mapping, options, as_tables(self.tables)
             )
-            report.update(setup.setup_link(target_conn, link, result.plans, source_catalog, options))
-            if created_extension:
-                report["extension"] = "created"
+        if "ddl" in report:
+            self.log.info(
+                "DDL applied: %s; already applied: %s",
+                report["ddl"]["applied"] or "none",
+                report["ddl"]["already_applied"] or "none",
+            )
         self.log.info(
             "postgres_fdw link to %s (server %s: %s, user mapping: %s); foreign tables: %s",
             report["fdw_target"],
-            link.server,
+            fdw_link.server,
             report["server"],
             report["user_mapping"],
             report["foreign_tables"],

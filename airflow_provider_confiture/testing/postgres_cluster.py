@@ -88,7 +88,7 @@ def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago (callers must still handle a race)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 def _has_server_binaries(d: Path) -> bool:
@@ -245,7 +245,7 @@ class PostgresCluster:
             auth += ":" + quote(password, safe="")
         return f"postgresql://{auth}@{self.host}:{self.port}/{quote(dbname, safe='')}"
 
-    def connect(
+    def connect(  # type: ignore[no-untyped-def]  # psycopg imported lazily: no Airflow-free import here
         self,
         dbname: str = "postgres",
         autocommit: bool = True,
@@ -290,10 +290,10 @@ class PostgresCluster:
 
     # ----------------------------------------------------------------- lifecycle
     def _cmd(self, args: Iterable[str | os.PathLike[str]]) -> list[str]:
-        args = [str(a) for a in args]
+        words = [str(a) for a in args]
         if self._as_root:
-            return ["runuser", "-u", RUN_AS_USER, "--", *args]
-        return args
+            return ["runuser", "-u", RUN_AS_USER, "--", *words]
+        return words
 
     def _run(
         self, args: Iterable[str | os.PathLike[str]], timeout: float
@@ -468,7 +468,7 @@ class ClusterDatabase:
     cluster: PostgresCluster
     dbname: str
 
-    def connect(
+    def connect(  # type: ignore[no-untyped-def]
         self, autocommit: bool = True, *, user: str | None = None, password: str | None = None, **kw: Any
     ):
         return self.cluster.connect(self.dbname, autocommit, user=user, password=password, **kw)

@@ -4,11 +4,13 @@ a user's objects, keeps an extension it did not create, and never needs the sour
 from __future__ import annotations
 
 import pytest
-from engine_helpers import link_up, rows
 
-from airflow_provider_confiture.core import cleanup, foreign_keys, state
+from airflow_provider_confiture.core.db import state
 from airflow_provider_confiture.core.errors import CleanupError
+from airflow_provider_confiture.core.link import cleanup
+from airflow_provider_confiture.core.loading import foreign_keys
 from airflow_provider_confiture.core.names import QualifiedName
+from tests.support.engine import link_up, rows
 
 LINK_STATE = {
     "extension": "SELECT count(*) FROM pg_extension WHERE extname = 'postgres_fdw'",
@@ -54,7 +56,7 @@ def test_cleanup_removes_everything_setup_created(linked, connect):
     assert made["schemas"] == [("_confiture",), ("old_schema",), ("old_schema_legacy",)]
     assert len(made["user_mappings"]) == 1
 
-    report = cleanup.cleanup(tgt)
+    report = cleanup(tgt)
     assert report["extension"] == "dropped" and report["server"] == "confiture_source"
     assert sorted(report["schemas"]) == ["old_schema", "old_schema_legacy"]
     assert link_state(target_db) == {
@@ -67,7 +69,7 @@ def test_cleanup_removes_everything_setup_created(linked, connect):
     }
     # the migrated tables are untouched; a second cleanup is harmless
     assert rows(target_db, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(2,)]
-    again = cleanup.cleanup(tgt)
+    again = cleanup(tgt)
     assert again["foreign_tables"] == [] and again["extension"] == "kept"
 
 
@@ -75,7 +77,7 @@ def test_pre_existing_extension_and_schema_are_kept(linked, connect):
     source_db, target_db = linked
     target_db.execute("CREATE EXTENSION postgres_fdw; CREATE SCHEMA old_schema;")
     tgt = _setup(connect, source_db, target_db)
-    report = cleanup.cleanup(tgt)
+    report = cleanup(tgt)
     assert report["extension"] == "kept" and report["schemas"] == ["old_schema_legacy"]
     after = link_state(target_db)
     assert after["extension"] == [(1,)] and after["schemas"] == [("old_schema",)]
@@ -86,7 +88,7 @@ def test_extension_kept_while_another_server_uses_it(linked, connect):
     source_db, target_db = linked
     tgt = _setup(connect, source_db, target_db)
     target_db.execute("CREATE SERVER someone_elses FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host 'x')")
-    report = cleanup.cleanup(tgt)
+    report = cleanup(tgt)
     assert report["extension"] == "kept"
     assert link_state(target_db)["servers"] == [("someone_elses",)]
 
@@ -97,13 +99,13 @@ def test_refuses_when_a_user_view_depends_on_a_foreign_table(linked, connect):
     target_db.execute("CREATE VIEW legacy_report AS SELECT count(*) AS n FROM old_schema_legacy.old_users")
     before = link_state(target_db)
     with pytest.raises(CleanupError) as info:
-        cleanup.cleanup(tgt)
+        cleanup(tgt)
     message = str(info.value)
     assert "view legacy_report" in message and "old_schema_legacy.old_users" in message
     assert "Drop or rewrite them yourself" in message
     assert link_state(target_db) == before  # nothing changed, the view included
     target_db.execute("DROP VIEW legacy_report")
-    cleanup.cleanup(tgt)
+    cleanup(tgt)
     assert link_state(target_db)["servers"] == []
 
 
@@ -116,7 +118,7 @@ def test_refuses_while_foreign_keys_are_set_aside(linked, connect):
     foreign_keys.defer_foreign_keys(tgt, [QualifiedName("public", "users")])
     before = link_state(target_db)
     with pytest.raises(CleanupError, match="public.posts.posts_user_fk are still set aside"):
-        cleanup.cleanup(tgt)
+        cleanup(tgt)
     assert link_state(target_db) == before
 
 
@@ -127,5 +129,5 @@ def test_cleanup_never_needs_the_source(linked, connect, pg_source):
     assert state.get_setting(tgt, "fdw_server") == "confiture_source"
     tgt.commit()
     pg_source.drop_database(source_db.dbname)
-    report = cleanup.cleanup(tgt)
+    report = cleanup(tgt)
     assert len(report["foreign_tables"]) == 2 and link_state(target_db)["servers"] == []

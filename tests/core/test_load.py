@@ -12,11 +12,13 @@ import threading
 import time
 
 import pytest
-from engine_helpers import DRIVERS, RICH_DATA, RICH_DDL, link_up, plan_for, rows, table_rows
 
-from airflow_provider_confiture.core import foreign_keys, load, ranges, verify
+from airflow_provider_confiture.core import verify
 from airflow_provider_confiture.core.errors import MigrationError, VerificationError
+from airflow_provider_confiture.core.loading import foreign_keys, load
 from airflow_provider_confiture.core.names import QualifiedName
+from airflow_provider_confiture.core.planning import ranges
+from tests.support.engine import DRIVERS, RICH_DATA, RICH_DDL, link_up, plan_for, rows, table_rows
 
 STRATEGIES = ("copy", "fdw")
 

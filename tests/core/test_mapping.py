@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from airflow_provider_confiture.core.errors import MappingError
-from airflow_provider_confiture.core.mapping import (
+from airflow_provider_confiture.core.names import QualifiedName
+from airflow_provider_confiture.core.planning.mapping import (
     ENTRY_KEYS,
     STRATEGIES,
     ColumnRule,
@@ -20,7 +21,6 @@ from airflow_provider_confiture.core.mapping import (
     parse_mapping,
     parse_mapping_text,
 )
-from airflow_provider_confiture.core.names import QualifiedName
 
 REFERENCE = """\
 users:                       # entry key; source_table/target_table default to the key

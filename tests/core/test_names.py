@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_provider_confiture.core.db.text_table import box_table, display_width
 from airflow_provider_confiture.core.names import QualifiedName, split_qualified
-from airflow_provider_confiture.core.report import box_table, display_width
 
 
 @pytest.mark.parametrize(

@@ -9,13 +9,14 @@ rendered table and load units.
 from __future__ import annotations
 
 import pytest
-from engine_helpers import link_up, plan_for, plans, rows, table_rows
 
-from airflow_provider_confiture.core import analyze, load, verify
+from airflow_provider_confiture.core import planning, verify
 from airflow_provider_confiture.core.errors import MappingError, PlanError
-from airflow_provider_confiture.core.mapping import parse_mapping_text
-from airflow_provider_confiture.core.plan import DEFAULT_COPY_THRESHOLD_ROWS, PlanOptions
-from airflow_provider_confiture.core.validate import validate_table
+from airflow_provider_confiture.core.loading import load
+from airflow_provider_confiture.core.planning.mapping import parse_mapping_text
+from airflow_provider_confiture.core.planning.plan import DEFAULT_COPY_THRESHOLD_ROWS, PlanOptions
+from airflow_provider_confiture.core.planning.validate import validate_table
+from tests.support.engine import link_up, plan_for, plans, rows, table_rows
 
 SOURCE = """
 CREATE TABLE old_users (id int PRIMARY KEY, full_name text, email text, contact_email text, price_cents int,
@@ -121,7 +122,7 @@ def test_both_mapping_forms_migrate_correctly(shop, source_db, target_db, strate
 
 def test_analyze_reports_unmapped_columns_and_skipped_tables(shop):
     src, tgt = shop
-    analysis = analyze.analyze(src, tgt, parse_mapping_text(MAPPING, "mapping.yaml"), PlanOptions())
+    analysis = planning.analyze(src, tgt, parse_mapping_text(MAPPING, "mapping.yaml"), PlanOptions())
     users = next(t for t in analysis.tables if t.label == "users")
     assert any("email, legacy_flag" in w for w in users.warnings)
     assert any("left to their default: status, created_at" in w for w in users.warnings)
@@ -237,7 +238,7 @@ def test_bad_mapping_fails_before_any_data_moves(source_db, target_db, connect, 
     link_up(src, tgt, source_db, good)
     with pytest.raises(error) as info:
         mapping = parse_mapping_text(text, "mapping.yaml")
-        analyze.analyze(src, tgt, mapping, PlanOptions())
+        planning.analyze(src, tgt, mapping, PlanOptions())
     message = str(info.value)
     assert "mapping.yaml" in message
     for fragment in fragments:
@@ -275,7 +276,7 @@ def test_transform_valid_only_on_target_uses_fdw(source_db, target_db, connect):
     mapping = 'tags:\n  columns:\n    name:\n      transform: "shout(name)"\n'
     src, tgt = connect(source_db), connect(target_db)
     link_up(src, tgt, source_db, mapping)
-    analysis = analyze.analyze(src, tgt, parse_mapping_text(mapping), PlanOptions(copy_threshold_rows=0))
+    analysis = planning.analyze(src, tgt, parse_mapping_text(mapping), PlanOptions(copy_threshold_rows=0))
     assert analysis.tables[0].strategy == "fdw"
     assert any("only valid on the target" in w for w in analysis.tables[0].warnings)
     plan = plan_for(src, tgt, "tags", mapping)
@@ -283,7 +284,7 @@ def test_transform_valid_only_on_target_uses_fdw(source_db, target_db, connect):
     assert rows(target_db, "SELECT name FROM tags WHERE id = 3") == [("T3",)]
     assert verify.verify_table(src, tgt, plan, via_foreign_table=True).ok
     with pytest.raises(PlanError, match="strategy 'copy' runs the mapping's expressions on the source"):
-        analyze.analyze(src, tgt, parse_mapping_text(mapping), PlanOptions(strategy="copy"))
+        planning.analyze(src, tgt, parse_mapping_text(mapping), PlanOptions(strategy="copy"))
 
 
 # ------------------------------------------------------------------------------------------ analyze
@@ -308,7 +309,7 @@ def _strategies(analysis):
 
 def test_auto_strategy_uses_copy_from_the_threshold_up(sized):
     src, tgt = sized
-    analysis = analyze.analyze(
+    analysis = planning.analyze(
         src, tgt, parse_mapping_text("big:\nsmall:\n"), PlanOptions(copy_threshold_rows=100)
     )
     assert _strategies(analysis) == {"big": "copy", "small": "fdw"}
@@ -316,27 +317,27 @@ def test_auto_strategy_uses_copy_from_the_threshold_up(sized):
     assert DEFAULT_COPY_THRESHOLD_ROWS == PlanOptions().copy_threshold_rows
     # default threshold: both small
     assert set(
-        _strategies(analyze.analyze(src, tgt, parse_mapping_text("big:\n"), PlanOptions())).values()
+        _strategies(planning.analyze(src, tgt, parse_mapping_text("big:\n"), PlanOptions())).values()
     ) == {"fdw"}
 
 
 def test_per_table_and_global_strategy_overrides(sized):
     src, tgt = sized
     mapping = parse_mapping_text("big:\n  strategy: fdw\nsmall:\n  strategy: copy\n")
-    analysis = analyze.analyze(src, tgt, mapping, PlanOptions(copy_threshold_rows=100))
+    analysis = planning.analyze(src, tgt, mapping, PlanOptions(copy_threshold_rows=100))
     assert _strategies(analysis) == {"big": "fdw", "small": "copy"}
-    forced = analyze.analyze(src, tgt, mapping, PlanOptions(strategy="copy", copy_threshold_rows=100))
+    forced = planning.analyze(src, tgt, mapping, PlanOptions(strategy="copy", copy_threshold_rows=100))
     assert _strategies(forced) == {"big": "copy", "small": "copy"}
     big = next(t for t in forced.tables if t.label == "big")
     assert any("global strategy 'copy' overrides the entry's 'fdw'" in w for w in big.warnings)
-    assert set(_strategies(analyze.analyze(src, tgt, mapping, PlanOptions(strategy="fdw"))).values()) == {
+    assert set(_strategies(planning.analyze(src, tgt, mapping, PlanOptions(strategy="fdw"))).values()) == {
         "fdw"
     }
 
 
 def test_analysis_table_and_units(sized):
     src, tgt = sized
-    analysis = analyze.analyze(
+    analysis = planning.analyze(
         src,
         tgt,
         parse_mapping_text("big:\nsmall:\n"),

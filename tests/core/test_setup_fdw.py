@@ -7,7 +7,6 @@ from __future__ import annotations
 import secrets
 
 import pytest
-from engine_helpers import rows, table_rows
 from psycopg import sql
 
 from airflow_provider_confiture.core.errors import MigrationError, SetupError
@@ -17,6 +16,8 @@ from airflow_provider_confiture.operators import (
     TableMigrateOperator,
     VerifyOperator,
 )
+from tests.support.engine import rows, table_rows
+from tests.support.steps import raises_step
 
 SOURCE = """
 CREATE TABLE users (id int PRIMARY KEY, name text);
@@ -137,9 +138,7 @@ def test_creates_missing_database_and_applies_ddl_once(source_db, pg_target, air
     # a new file is applied next; a failing one rolls the whole run back
     (ddl / "c_03_new.sql").write_text("CREATE TABLE extra (id int);")
     (ddl / "c_04_bad.sql").write_text("CREATE TABLE broken (id nosuchtype);")
-    with pytest.raises(
-        SetupError, match="DDL file 'c_04_bad.sql' failed: type \"nosuchtype\" does not exist"
-    ):
+    with raises_step(SetupError, match="DDL file 'c_04_bad.sql' failed: type \"nosuchtype\" does not exist"):
         setup.execute({})
     assert pg_target.execute("SELECT count(*) FROM pg_tables WHERE tablename = 'extra'", dbname=dbname) == [
         (0,)
@@ -149,7 +148,7 @@ def test_creates_missing_database_and_applies_ddl_once(source_db, pg_target, air
 
     # a file changed after it was applied is refused, naming it
     (ddl / "a" / "01_more.sql").write_text("ALTER TABLE users ADD COLUMN name text; -- edited")
-    with pytest.raises(SetupError, match="DDL file 'a/01_more.sql' changed after it was applied"):
+    with raises_step(SetupError, match="DDL file 'a/01_more.sql' changed after it was applied"):
         setup.execute({})
 
 
@@ -222,7 +221,7 @@ def test_fdw_credentials_from_a_separate_read_only_connection(
     TableMigrateOperator(task_id="m", table="tags", strategy="fdw", **conns).execute({})
     assert table_rows(target_db, "tags") == table_rows(source_db, "tags")
     # the link really runs as the read-only role: a table it may not read fails through FDW...
-    with pytest.raises(MigrationError, match="permission denied for table secret"):
+    with raises_step(MigrationError, match="permission denied for table secret"):
         TableMigrateOperator(task_id="m", table="secret", strategy="fdw", **conns).execute({})
     # ... while COPY reads with the source connection's own role
     TableMigrateOperator(task_id="m", table="secret", strategy="copy", **conns).execute({})
@@ -269,7 +268,7 @@ def test_non_superuser_target_role_is_told_what_is_missing(
     ids = dict(
         conns, target_conn_id=airflow_conn("setup_target_role", target_db, user=role, password=password)
     )
-    with pytest.raises(SetupError) as info:
+    with raises_step(SetupError) as info:
         FdwSetupOperator(task_id="setup", **ids).execute({})
     assert f"role {role!r} cannot create extension postgres_fdw" in str(info.value)
     assert (
@@ -278,7 +277,7 @@ def test_non_superuser_target_role_is_told_what_is_missing(
     )
 
     target_db.execute("CREATE EXTENSION postgres_fdw")
-    with pytest.raises(SetupError) as info:
+    with raises_step(SetupError) as info:
         FdwSetupOperator(task_id="setup", **ids).execute({})
     assert "permission denied for foreign-data wrapper postgres_fdw" in str(info.value)
     assert f"GRANT USAGE ON FOREIGN DATA WRAPPER postgres_fdw TO {role}" in str(info.value)
@@ -288,7 +287,7 @@ def test_non_superuser_target_role_is_told_what_is_missing(
     )
     # the FDW credentials have no password: a non-superuser's user mapping needs one
     nopw = airflow_conn("setup_fdw_nopw", source_db, user=source_db.cluster.superuser, password="")
-    with pytest.raises(SetupError) as info:
+    with raises_step(SetupError) as info:
         FdwSetupOperator(task_id="setup", fdw_conn_id=nopw, **ids).execute({})
     message = str(info.value)
     assert f"target role {role!r} is not a superuser" in message
@@ -314,6 +313,6 @@ def test_rerun_refreshes_a_foreign_table_whose_source_changed(conns, source_db, 
     # a user's view on the stale foreign table: setup refuses to drop it, and says what to do
     target_db.execute("CREATE VIEW tag_names AS SELECT name FROM old_schema.tags")
     source_db.execute("ALTER TABLE tags ADD COLUMN weight int")
-    with pytest.raises(SetupError, match="old_schema.tags no longer matches .* other objects depend on it"):
+    with raises_step(SetupError, match="old_schema.tags no longer matches .* other objects depend on it"):
         FdwSetupOperator(task_id="setup", **conns).execute({})
     assert rows(target_db, "SELECT count(*) FROM tag_names") == [(20,)]

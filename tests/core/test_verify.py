@@ -5,10 +5,11 @@ behind their data and foreign keys that are missing or NOT VALID."""
 from __future__ import annotations
 
 import pytest
-from engine_helpers import RICH_DATA, RICH_DDL, link_up, plan_for, rows, wait_for_stats
 
-from airflow_provider_confiture.core import foreign_keys, load, verify
+from airflow_provider_confiture.core import verify
+from airflow_provider_confiture.core.loading import foreign_keys, load
 from airflow_provider_confiture.core.names import QualifiedName
+from tests.support.engine import RICH_DATA, RICH_DDL, link_up, plan_for, rows, wait_for_stats
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from airflow_provider_confiture.operators import (
     TableMigrateOperator,
     VerifyOperator,
 )
+from tests.support.steps import raises_step
 
 SOURCE = """
 CREATE TABLE old_users (id bigserial PRIMARY KEY, full_name text NOT NULL, email text, price_cents int,
@@ -234,7 +235,7 @@ def test_bad_input_fails_before_any_data_moves(shop, target_db, case):
         TableMigrateOperator(task_id="users", table="users", strategy="copy", **bad),
         TableMigrateOperator(task_id="users", table="users", strategy="fdw", **bad),
     ):
-        with pytest.raises(error) as info:
+        with raises_step(error) as info:  # a bad mapping cannot heal: no retry
             operator.execute({})
         for fragment in fragments:
             assert fragment in str(info.value), (fragment, str(info.value))
@@ -276,7 +277,7 @@ def test_verify_operator_fails_naming_each_table_that_differs(shop, target_db, c
     target_db.execute("DELETE FROM posts WHERE id = 5")  # a missing row
     target_db.execute("INSERT INTO tags VALUES (99, 'extra')")  # an extra row
     capsys.readouterr()
-    with pytest.raises(VerificationError) as info:
+    with raises_step(VerificationError) as info:
         VerifyOperator(task_id="verify", **ids).execute({})
     message = str(info.value)
     assert "users: same row count but content differs" in message
@@ -288,7 +289,7 @@ def test_verify_operator_fails_naming_each_table_that_differs(shop, target_db, c
     assert "✗ Row counts differ" in out and "→ posts: 800 (source) ≠ 799 (target)" in out
     assert "✗ Checksum verification failed" in out
     # one table at a time
-    with pytest.raises(VerificationError, match="tags: row count differs"):
+    with raises_step(VerificationError, match="tags: row count differs"):
         VerifyOperator(task_id="verify", tables="tags", **ids).execute({})
 
 
@@ -314,8 +315,8 @@ def test_operators_with_either_driver_and_dict_cursors(
         source_conn_id=airflow_conn("op_source_dict", source_db, extra=extra),
         target_conn_id=airflow_conn("op_target_dict", target_db, extra=extra),
     )
-    from airflow_provider_confiture.core import dbapi
-    from airflow_provider_confiture.operators import connections
+    from airflow_provider_confiture.core.db import dbapi
+    from airflow_provider_confiture.hooks import connections
 
     with connections.connect(ids["target_conn_id"]) as conn:
         assert dbapi.driver_name(conn) == driver
@@ -369,10 +370,10 @@ def test_finalize_fails_naming_the_constraint_and_the_offending_key(shop, source
     PrepareLoadOperator(task_id="prepare", **ids).execute({})
     for table in ("posts", "tags", "users"):  # the order does not matter once the keys are set aside
         TableMigrateOperator(task_id=table, table=table, **ids).execute({})
-    with pytest.raises(VerificationError) as info:
+    with raises_step(VerificationError) as info:
         FinalizeLoadOperator(task_id="finalize", **ids).execute({})
     assert "public.posts.posts_user_fk" in str(info.value) and "Key (user_id)=(50)" in str(info.value)
-    with pytest.raises(VerificationError, match="posts_user_fk is NOT VALID"):
+    with raises_step(VerificationError, match="posts_user_fk is NOT VALID"):
         VerifyOperator(task_id="verify", **ids).execute({})
     # fixing the data and re-running the table, then finalize, completes the migration
     source_db.execute("UPDATE posts SET user_id = 1 WHERE id = 7")

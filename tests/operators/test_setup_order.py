@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-import pytest
+from tests.support.steps import raises_step
 
 
 def test_setup_without_postgres_fdw_fails_before_applying_ddl(source_db, target_db, airflow_conn, tmp_path):
@@ -25,7 +25,7 @@ def test_setup_without_postgres_fdw_fails_before_applying_ddl(source_db, target_
         source_conn_id=airflow_conn("order_src", source_db),
         target_conn_id=airflow_conn("order_tgt", target_db, user=role, password=password),
     )
-    with pytest.raises(SetupError) as caught:
+    with raises_step(SetupError) as caught:
         op.execute({})
     message = str(caught.value)
     assert "CREATE EXTENSION postgres_fdw" in message and role in message

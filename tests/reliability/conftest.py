@@ -20,14 +20,13 @@ from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
-import psycopg
 import pytest
 from psycopg import sql
 
-from airflow_provider_confiture.core import dbapi, fdw, setup
-from airflow_provider_confiture.core.analyze import plan_migration
-from airflow_provider_confiture.core.mapping import Mapping, parse_mapping_text
-from airflow_provider_confiture.core.plan import PlanOptions, TablePlan
+from airflow_provider_confiture.core.link import fdw
+from airflow_provider_confiture.core.planning import plan_migration
+from airflow_provider_confiture.core.planning.mapping import Mapping, parse_mapping_text
+from airflow_provider_confiture.core.planning.plan import PlanOptions, TablePlan
 
 ROWS = 2000
 ITEMS_SOURCE_DDL = (
@@ -55,32 +54,6 @@ def rel() -> SimpleNamespace:
     """This module's helpers (``rel.create_items(...)``...). Built from ``globals()``: every
     ``conftest.py`` is imported under the same module name, so ``sys.modules`` may hold another one."""
     return SimpleNamespace(**globals())
-
-
-# --------------------------------------------------------------------------------------- connections
-def open_engine_connection(conninfo: str) -> Any:
-    """A transaction-mode psycopg 3 connection with the session settings the operators set."""
-    conn = psycopg.connect(conninfo, autocommit=False)
-    dbapi.set_session(conn, dict(dbapi.DETERMINISTIC_SETTINGS))
-    conn.commit()
-    return conn
-
-
-@pytest.fixture
-def engine() -> Iterator[Callable[..., Any]]:
-    """``engine(db_or_conninfo, user=None, password=None)``: an engine connection closed at teardown."""
-    opened: list[Any] = []
-
-    def make(db: Any, *, user: str | None = None, password: str | None = None) -> Any:
-        info = db if isinstance(db, str) else db.conninfo(user=user, password=password)
-        conn = open_engine_connection(info)
-        opened.append(conn)
-        return conn
-
-    yield make
-    for conn in opened:
-        with contextlib.suppress(Exception):
-            conn.close()
 
 
 # --------------------------------------------------------------------------------------- data and plans
@@ -150,7 +123,7 @@ def link_up(
     """The setup step's link part (extension, server, user mapping, foreign tables)."""
     options = options or PlanOptions()
     result, source_catalog = plan_migration(source_conn, target_conn, as_mapping(mapping), options)
-    setup.setup_link(target_conn, link, result.plans, source_catalog, options)
+    fdw.setup_link(target_conn, link, result.plans, source_catalog, options)
 
 
 def table_text(db: Any, table: str = "items", order_by: str = "id") -> list[str]:

@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_confiture.core import dbapi, load, verify
+from airflow_provider_confiture.core import verify
+from airflow_provider_confiture.core.db import dbapi
 from airflow_provider_confiture.core.errors import MigrationError
-from airflow_provider_confiture.core.load import LoadOptions
+from airflow_provider_confiture.core.loading import load
+from airflow_provider_confiture.core.loading.load import LoadOptions
 from airflow_provider_confiture.testing import ClusterDatabase, PostgresCluster, free_port
 
 FAST = LoadOptions(progress_interval=3600)
@@ -43,10 +45,10 @@ def run_in_thread(fn, *args, **kwargs):
     return thread, outcome
 
 
-def retry_and_verify(rel, engine, source_db, target_db, strategy: str, target_conn=None, source_conn=None):
+def retry_and_verify(rel, connect, source_db, target_db, strategy: str, target_conn=None, source_conn=None):
     """The retry after a fault: a complete load, then verify matches and the rows are exactly the source's."""
-    src = source_conn or engine(source_db)
-    tgt = target_conn or engine(target_db)
+    src = source_conn or connect(source_db)
+    tgt = target_conn or connect(target_db)
     plan = rel.plan_for(src, tgt, "items", rel.PLAIN_MAPPING)
     result = load.load_table(src, tgt, plan, strategy, options=FAST)
     assert result.rows == rel.ROWS
@@ -73,10 +75,10 @@ def wait_mid_load(rel, source_db, target_db, strategy: str, wide: bool = False) 
 
 @pytest.mark.parametrize("side", ["source", "target"])
 @pytest.mark.parametrize("strategy", ["copy", "fdw"])
-def test_backend_terminated_mid_load(side, strategy, source_db, target_db, engine, rel):
+def test_backend_terminated_mid_load(side, strategy, source_db, target_db, connect, rel):
     rel.create_items(source_db, target_db, wide=True)
     before = rel.table_text(target_db)
-    src, tgt = engine(source_db), engine(target_db)
+    src, tgt = connect(source_db), connect(target_db)
     if strategy == "fdw":
         rel.link_up(src, tgt, rel.fdw_link(source_db), rel.PLAIN_MAPPING)
     plan = rel.plan_for(src, tgt, "items", rel.SLOW_MAPPING)
@@ -107,7 +109,7 @@ def test_backend_terminated_mid_load(side, strategy, source_db, target_db, engin
     # Retry: the surviving connection is reused (a dead one is replaced, as a task retry would).
     retry_and_verify(
         rel,
-        engine,
+        connect,
         source_db,
         target_db,
         strategy,
@@ -125,11 +127,11 @@ def extra_target():
     cluster.destroy()
 
 
-def test_target_server_stopped_mid_load_then_restarted(extra_target, source_db, engine, rel):
+def test_target_server_stopped_mid_load_then_restarted(extra_target, source_db, connect, rel):
     target_db = ClusterDatabase(extra_target, extra_target.create_database("tgt_restart"))
     rel.create_items(source_db, target_db)
     before = rel.table_text(target_db)
-    src, tgt = engine(source_db), engine(target_db)
+    src, tgt = connect(source_db), connect(target_db)
     plan = rel.plan_for(src, tgt, "items", rel.SLOW_MAPPING)
 
     thread, outcome = run_in_thread(load.load_table, src, tgt, plan, "copy", options=FAST)
@@ -152,15 +154,16 @@ def test_target_server_stopped_mid_load_then_restarted(extra_target, source_db, 
     extra_target._started = False
     extra_target.start()  # same port: the same target comes back
     assert rel.table_text(target_db) == before
-    retry_and_verify(rel, engine, source_db, target_db, "copy", source_conn=src)
+    retry_and_verify(rel, connect, source_db, target_db, "copy", source_conn=src)
 
 
 KILLED_WORKER = r"""
 import os, sys
-from airflow_provider_confiture.core import dbapi, load
-from airflow_provider_confiture.core.analyze import plan_migration
-from airflow_provider_confiture.core.mapping import parse_mapping_text
-from airflow_provider_confiture.core.plan import PlanOptions
+from airflow_provider_confiture.core.db import dbapi
+from airflow_provider_confiture.core.loading import load
+from airflow_provider_confiture.core.planning import plan_migration
+from airflow_provider_confiture.core.planning.mapping import parse_mapping_text
+from airflow_provider_confiture.core.planning.plan import PlanOptions
 import psycopg
 
 def connect(info):
@@ -176,7 +179,7 @@ print("finished: the kill came too late", flush=True)
 """
 
 
-def test_worker_killed_mid_copy_leaves_nothing_behind(source_db, target_db, engine, rel):
+def test_worker_killed_mid_copy_leaves_nothing_behind(source_db, target_db, connect, rel):
     rel.create_items(source_db, target_db)
     before = rel.table_text(target_db)
     env = {
@@ -218,16 +221,16 @@ def test_worker_killed_mid_copy_leaves_nothing_behind(source_db, target_db, engi
     assert locks == []
     assert rel.copy_progress(target_db) == 0
     assert rel.table_text(target_db) == before
-    retry_and_verify(rel, engine, source_db, target_db, "copy")
+    retry_and_verify(rel, connect, source_db, target_db, "copy")
 
 
-def test_network_black_hole_to_source_fails_within_stall_timeout(source_db, target_db, engine, rel):
+def test_network_black_hole_to_source_fails_within_stall_timeout(source_db, target_db, connect, rel):
     rel.create_items(source_db, target_db)
     before = rel.table_text(target_db)
     proxy = rel.BlackHoleProxy(source_db.host, source_db.port)
     try:
-        src = engine(source_db.conninfo().replace(f"port={source_db.port}", f"port={proxy.port}"))
-        tgt = engine(target_db)
+        src = connect(source_db.conninfo().replace(f"port={source_db.port}", f"port={proxy.port}"))
+        tgt = connect(target_db)
         plan = rel.plan_for(src, tgt, "items", rel.SLOW_MAPPING)
         options = LoadOptions(stall_timeout=3, progress_interval=3600)
         thread, outcome = run_in_thread(load.load_table, src, tgt, plan, "copy", options=options)
@@ -245,14 +248,14 @@ def test_network_black_hole_to_source_fails_within_stall_timeout(source_db, targ
         assert rel.table_text(target_db) == before
     finally:
         proxy.close()
-    retry_and_verify(rel, engine, source_db, target_db, "copy")
+    retry_and_verify(rel, connect, source_db, target_db, "copy")
 
 
-def test_slow_but_live_source_is_not_a_stall(source_db, target_db, engine, rel):
+def test_slow_but_live_source_is_not_a_stall(source_db, target_db, connect, rel):
     """About 2.3 s of a trickle (a few KB at a time) with a 1 s stall_timeout: data keeps moving, so no
     stall, although the target side sees nothing until the worker's buffer fills or the stream ends."""
     rel.create_items(source_db, target_db)
-    src, tgt = engine(source_db), engine(target_db)
+    src, tgt = connect(source_db), connect(target_db)
     plan = rel.plan_for(src, tgt, "items", rel.SLOW_MAPPING)
     result = load.load_table(
         src, tgt, plan, "copy", options=LoadOptions(stall_timeout=1.0, progress_interval=3600)
@@ -262,10 +265,10 @@ def test_slow_but_live_source_is_not_a_stall(source_db, target_db, engine, rel):
 
 
 @pytest.mark.parametrize("lock_timeout", ["30s", "300ms"])
-def test_two_runs_of_one_table_at_once(lock_timeout, source_db, target_db, engine, rel):
+def test_two_runs_of_one_table_at_once(lock_timeout, source_db, target_db, connect, rel):
     rel.create_items(source_db, target_db)
     barrier = threading.Barrier(2)
-    pairs = [(engine(source_db), engine(target_db)) for _ in range(2)]
+    pairs = [(connect(source_db), connect(target_db)) for _ in range(2)]
     plans = [rel.plan_for(s, t, "items", rel.SLOW_MAPPING) for s, t in pairs]
     options = LoadOptions(lock_timeout=lock_timeout, progress_interval=3600)
 
@@ -299,7 +302,7 @@ def test_two_runs_of_one_table_at_once(lock_timeout, source_db, target_db, engin
 
 # ------------------------------------------------------------------------------------------ timeouts
 def test_statement_timeout_is_configurable_and_stops_a_slow_load(
-    source_db, target_db, engine, rel, airflow_conn, tmp_path
+    source_db, target_db, connect, rel, airflow_conn, tmp_path
 ):
     """An FDW load runs inside the target server, out of reach of the worker's stall watchdog: the
     operators' ``statement_timeout`` is what bounds it."""
@@ -307,7 +310,7 @@ def test_statement_timeout_is_configurable_and_stops_a_slow_load(
 
     rel.create_items(source_db, target_db)
     before = rel.table_text(target_db)
-    src, tgt = engine(source_db), engine(target_db)
+    src, tgt = connect(source_db), connect(target_db)
     rel.link_up(src, tgt, rel.fdw_link(source_db), rel.PLAIN_MAPPING)
     (tmp_path / "mapping.yaml").write_text(rel.SLOW_MAPPING)
     op = TableMigrateOperator(
@@ -320,8 +323,9 @@ def test_statement_timeout_is_configurable_and_stops_a_slow_load(
         mapping_path=str(tmp_path / "mapping.yaml"),
     )
     started = time.monotonic()
-    with pytest.raises(MigrationError) as caught:
+    with pytest.raises(MigrationError) as caught:  # a timeout can heal: raised as is, so Airflow retries
         op.execute({})
+    assert caught.value.retryable
     assert time.monotonic() - started < 6
     assert "statement timeout" in str(caught.value) and "table public.items" in str(caught.value)
     assert rel.table_text(target_db) == before
@@ -333,7 +337,7 @@ def test_connection_defaults_fail_fast_instead_of_hanging(airflow_conn, source_d
     from types import SimpleNamespace
 
     from airflow_provider_confiture.core.errors import ConnectionFailedError
-    from airflow_provider_confiture.operators import connections
+    from airflow_provider_confiture.hooks import connections
 
     closed = SimpleNamespace(host="127.0.0.1", port=free_port(), superuser="nobody", password="unused-pw")
     conn_id = airflow_conn("closed_port", closed, dbname="postgres")
@@ -383,15 +387,15 @@ def test_connection_defaults_fail_fast_instead_of_hanging(airflow_conn, source_d
         ).fetchone() == ("on", "5s", "public,pg_temp", "ISO, MDY")
 
 
-def test_fdw_load_has_a_deadline_even_without_statement_timeout(source_db, target_db, engine, rel):
+def test_fdw_load_has_a_deadline_even_without_statement_timeout(source_db, target_db, connect, rel):
     """No step hangs forever: an FDW load gets a deadline (``fdw_timeout``; by default 30x its estimated
     time, at least 15 minutes) even when the connection has no statement_timeout; past it the load
     fails clearly and the table keeps its content."""
-    from airflow_provider_confiture.core import load
+    from airflow_provider_confiture.core.loading import load
 
     rel.create_items(source_db, target_db)
     before = rel.table_text(target_db)
-    src, tgt = engine(source_db), engine(target_db)
+    src, tgt = connect(source_db), connect(target_db)
     rel.link_up(src, tgt, rel.fdw_link(source_db), rel.PLAIN_MAPPING)
     plan = rel.plan_for(src, tgt, "items", rel.SLOW_MAPPING)
     started = time.monotonic()

@@ -16,6 +16,7 @@ import yaml
 from psycopg import sql
 
 from airflow_provider_confiture.core.errors import PlanError, VerificationError
+from tests.support.steps import raises_step
 
 BOBBY = "Robert'); DROP TABLE students;--"
 WEIRD_SCHEMA = 'sch.ema "x"'
@@ -181,7 +182,7 @@ def test_hostile_identifiers_survive_every_step_with_both_strategies(hostile, so
             sql.Identifier("public", TARGET_B), sql.Identifier("ö;--")
         )
     )
-    with pytest.raises(VerificationError) as caught:
+    with raises_step(VerificationError) as caught:
         VerifyOperator(task_id="verify", tables=[TARGET_B], **common).execute({})
     assert TARGET_B in str(caught.value) and "content differs" in str(caught.value)
 
@@ -209,7 +210,7 @@ INJECTIONS = [
 
 @pytest.mark.parametrize("key, fragment", INJECTIONS, ids=[f"{k}-{i}" for i, (k, _) in enumerate(INJECTIONS)])
 def test_sql_fragments_never_run_as_statements_of_their_own(
-    key, fragment, source_db, target_db, engine, rel, airflow_conn, tmp_path
+    key, fragment, source_db, target_db, connect, rel, airflow_conn, tmp_path
 ):
     from airflow_provider_confiture.operators import AnalyzeOperator, TableMigrateOperator, VerifyOperator
 
@@ -219,7 +220,7 @@ def test_sql_fragments_never_run_as_statements_of_their_own(
             "CREATE SCHEMA bystander; CREATE TABLE bystander.victim (id int); INSERT INTO bystander.victim VALUES (1)"
         )
         db.execute(sql.SQL("ALTER DATABASE {} SET log_statement = 'all'").format(sql.Identifier(db.dbname)))
-    src, tgt = engine(source_db), engine(target_db)
+    src, tgt = connect(source_db), connect(target_db)
     rel.link_up(src, tgt, rel.fdw_link(source_db), rel.PLAIN_MAPPING)
     entry = {"source_table": "items"}
     if key == "transform":
@@ -241,7 +242,7 @@ def test_sql_fragments_never_run_as_statements_of_their_own(
         TableMigrateOperator(task_id="load", table="items", strategy="fdw", **common),
         VerifyOperator(task_id="verify", **common),
     ):
-        with pytest.raises(PlanError) as caught:
+        with raises_step(PlanError) as caught:
             op.execute({})
         message = str(caught.value)
         assert "mapping.yaml" in message and "entry 'items'" in message, message
@@ -290,13 +291,13 @@ REFUSED = [
 
 @pytest.mark.parametrize("text", ACCEPTED)
 def test_fragment_reader_accepts_ordinary_expressions(text):
-    from airflow_provider_confiture.core import sql_fragments
+    from airflow_provider_confiture.core.planning import user_sql
 
-    assert sql_fragments.problem(text) is None
+    assert user_sql.problem(text) is None
 
 
 @pytest.mark.parametrize("text, why", REFUSED)
 def test_fragment_reader_refuses_what_could_escape(text, why):
-    from airflow_provider_confiture.core import sql_fragments
+    from airflow_provider_confiture.core.planning import user_sql
 
-    assert why in (sql_fragments.problem(text) or "")
+    assert why in (user_sql.problem(text) or "")

@@ -18,10 +18,10 @@ import threading
 import time
 
 import psycopg
-import pytest
 from psycopg import sql
 
 from airflow_provider_confiture.core.errors import VerificationError
+from tests.support.steps import raises_step
 
 ROWS = 2000
 SOURCE = """
@@ -188,7 +188,7 @@ def test_live_source_loads_consistently_without_blocking_writers_and_verify_repo
         assert writer.error is None, writer.error
 
         # Verify while the writer still runs: drift, and the task fails saying so (no crash, no match).
-        with pytest.raises(VerificationError) as caught:
+        with raises_step(VerificationError) as caught:
             VerifyOperator(task_id="verify", **plain).execute({})
         assert "drift: the source received" in str(caught.value)
     finally:

@@ -1,0 +1,17 @@
+"""The loading room: one table (or key range) per transaction, complete or untouched, and the
+foreign keys set aside around the parallel loads."""
+
+from airflow_provider_confiture.core.loading.foreign_keys import defer_foreign_keys, restore_foreign_keys
+from airflow_provider_confiture.core.loading.load import LoadOptions, LoadResult, load_table, statements_for
+from airflow_provider_confiture.core.loading.unit import UnitLoad, load_unit
+
+__all__ = [
+    "LoadOptions",
+    "LoadResult",
+    "UnitLoad",
+    "defer_foreign_keys",
+    "load_table",
+    "load_unit",
+    "restore_foreign_keys",
+    "statements_for",
+]

@@ -1,0 +1,180 @@
+"""Analyze step: per table, estimated rows and size, the strategy that will be used, an estimated
+time and warnings; and the list of load units (a whole table, or one key range of a large table)
+that the DAG fans out over. Read-only on both databases.
+
+The strategy shown here is the one the load uses: both call :func:`decide_strategy`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_confiture.core.db.dbapi import Connection
+from airflow_provider_confiture.core.db.text_table import box_table
+from airflow_provider_confiture.core.planning import estimates, ranges
+from airflow_provider_confiture.core.planning.mapping import Mapping
+from airflow_provider_confiture.core.planning.plan import (
+    PlanOptions,
+    TablePlan,
+    exact_rows_if_unknown,
+    plan_migration,
+)
+from airflow_provider_confiture.core.planning.strategy import Strategy, choose_strategy
+from airflow_provider_confiture.core.planning.units import KeyRangeDict, LoadUnit
+from airflow_provider_confiture.core.planning.validate import Validation, validate_table
+
+#: Tables with at least this many rows are split into key ranges that load as separate tasks.
+#: Measured (docs/benchmarks.md): on one 2-core target two parallel ranges were *slower* than one
+#: whole-table load (a range load cannot set indexes aside and deletes instead of truncating), so
+#: splitting pays only for tables that take a single stream 30+ minutes, spread over several workers.
+DEFAULT_SPLIT_THRESHOLD_ROWS = 500_000_000
+#: Rows per part when a table is split.
+DEFAULT_ROWS_PER_PART = 100_000_000
+
+
+@dataclass
+class TableAnalysis:
+    label: str
+    key: str
+    source: str
+    target: str
+    rows: int
+    bytes: int
+    strategy: str
+    estimated_seconds: float
+    copy_format: str
+    warnings: list[str] = field(default_factory=list)
+    parts: list[KeyRangeDict] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Analysis:
+    tables: list[TableAnalysis]
+    skipped: list[tuple[str, str]]
+
+    def units(self) -> list[LoadUnit]:
+        """One load unit per per-table task instance (see :mod:`units`)."""
+        out: list[LoadUnit] = []
+        for t in self.tables:
+            if not t.parts:
+                out.append(LoadUnit(table=t.key, label=t.label, strategy=t.strategy, key_range=None))
+            for part in t.parts:
+                label = f"{t.label} [{part['index']}/{part['count']}]"
+                out.append(LoadUnit(table=t.key, label=label, strategy=t.strategy, key_range=part))
+        return out
+
+    def render(self) -> str:
+        rows = [
+            (
+                t.label,
+                estimates.human_rows(t.rows),
+                estimates.human_bytes(t.bytes),
+                t.strategy + (" ⚡" if t.strategy == Strategy.COPY else ""),
+                f"{len(t.parts)} parts" if t.parts else "1",
+                estimates.human_seconds(t.estimated_seconds),
+            )
+            for t in self.tables
+        ]
+        text = "Table Analysis:\n" + box_table(
+            ["Table", "Rows", "Size", "Strategy", "Tasks", "Est. Time"], rows
+        )
+        notes = [f"  {t.label}: {w}" for t in self.tables for w in t.warnings]
+        notes += [f"  {name}: skipped, {why}" for name, why in self.skipped]
+        if notes:
+            text += "\nWarnings:\n" + "\n".join(notes)
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tables": [t.to_dict() for t in self.tables],
+            "skipped": [list(s) for s in self.skipped],
+            "units": self.units(),
+        }
+
+
+def analyze(
+    source_conn: Connection,
+    target_conn: Connection,
+    mapping: Mapping,
+    options: PlanOptions,
+    tables: list[str] | None = None,
+    *,
+    split_threshold_rows: int = DEFAULT_SPLIT_THRESHOLD_ROWS,
+    rows_per_part: int = DEFAULT_ROWS_PER_PART,
+    require_link: bool = True,
+) -> Analysis:
+    """Plan, validate (EXPLAIN, no data moved) and estimate every table."""
+    result, _ = plan_migration(source_conn, target_conn, mapping, options, tables)
+    out = []
+    for plan in result.plans:
+        decision = decide_strategy(
+            source_conn, target_conn, plan, options, origin=mapping.origin, require_link=require_link
+        )
+        check, strategy = decision.validation, decision.strategy
+        warnings = list(plan.warnings)
+        if not check.link_checked:
+            warnings.append("postgres_fdw link not set up yet: the FDW load statement was not checked")
+        if not check.copy_capable:
+            warnings.append(f"expressions only valid on the target ({check.copy_problem}): FDW strategy used")
+        parts: list[KeyRangeDict] = []
+        if split_threshold_rows > 0 and plan.estimated_rows >= split_threshold_rows:
+            count = max(2, -(-plan.estimated_rows // max(rows_per_part, 1)))
+            key_ranges = ranges.compute_ranges(source_conn, plan, count)
+            if key_ranges:
+                parts = [r.to_dict() for r in key_ranges]  # KeyRange.to_dict gives a KeyRangeDict
+            else:
+                warnings.append("large table without an integer key to split by: loads as one task")
+        out.append(
+            TableAnalysis(
+                label=plan.label,
+                key=plan.key,
+                source=str(plan.source),
+                target=str(plan.target),
+                rows=plan.estimated_rows,
+                bytes=plan.source_bytes,
+                strategy=str(strategy),
+                estimated_seconds=estimates.estimate_seconds(
+                    strategy, plan.estimated_rows, plan.source_bytes
+                ),
+                copy_format="binary" if plan.binary_copy else "text",
+                warnings=warnings,
+                parts=parts,
+            )
+        )
+    return Analysis(out, result.skipped)
+
+
+@dataclass(frozen=True)
+class StrategyDecision:
+    strategy: Strategy
+    validation: Validation
+
+
+def decide_strategy(
+    source_conn: Connection,
+    target_conn: Connection,
+    plan: TablePlan,
+    options: PlanOptions,
+    *,
+    origin: str | None = None,
+    planned: str | None = None,
+    require_link: bool = True,
+) -> StrategyDecision:
+    """The one place that decides a table's strategy, for analyze and for the load itself.
+
+    Validates the plan's SQL (raising PlanError naming entry and column). ``planned`` is the strategy
+    analyze chose (carried in the load unit): it is kept, unless the live catalogs say COPY can no
+    longer run the mapping on the source; without it the table's size decides (an exact count when the
+    statistics know nothing), as analyze does.
+    """
+    check = validate_table(source_conn, target_conn, plan, origin or "<mapping>", require_link=require_link)
+    if planned and not (planned == Strategy.COPY and not check.copy_capable):
+        return StrategyDecision(Strategy(planned), check)
+    if not planned:
+        plan.estimated_rows = exact_rows_if_unknown(source_conn, plan)
+    strategy = choose_strategy(plan, options.copy_threshold_rows, check.copy_capable, check.copy_problem)
+    return StrategyDecision(strategy, check)

@@ -1,0 +1,47 @@
+"""The verify step as a task runs it: which tables, which checks, one verdict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_confiture.core.db.dbapi import Connection
+from airflow_provider_confiture.core.planning.mapping import Mapping
+from airflow_provider_confiture.core.planning.plan import PlanOptions, plan_migration
+from airflow_provider_confiture.core.planning.ranges import KeyRange
+from airflow_provider_confiture.core.verify.checks import foreign_key_problems, verify_plans
+from airflow_provider_confiture.core.verify.summary import VerifyReport, checks_from_results, summarize
+
+
+def run_verify(
+    source_conn: Connection,
+    target_conn: Connection,
+    mapping: Mapping,
+    options: PlanOptions,
+    *,
+    tables: list[str] | None = None,
+    key_range: KeyRange | None = None,
+    checksum: bool = True,
+    table_results: Any = None,
+    check_foreign_keys: bool = True,
+    fail_on_drift: bool = True,
+) -> VerifyReport:
+    """Verify ``tables`` (None = all; one table with ``key_range`` for a part), or, given
+    ``table_results`` (the XComs of per-table verify tasks), summarise them without scanning again.
+    Foreign keys of the migrated tables are checked when ``check_foreign_keys``. Never raises for a
+    difference: the report says (``raise_if_failed``)."""
+    result, _ = plan_migration(source_conn, target_conn, mapping, options, tables)
+    if table_results is not None:
+        checks = checks_from_results(table_results)
+    else:
+        checks = verify_plans(
+            source_conn,
+            target_conn,
+            result.plans,
+            origin=mapping.origin,
+            checksum=checksum,
+            key_range=key_range,
+        )
+    problems = (
+        foreign_key_problems(target_conn, [p.target for p in result.plans]) if check_foreign_keys else []
+    )
+    return summarize(checks, problems, fail_on_drift=fail_on_drift)

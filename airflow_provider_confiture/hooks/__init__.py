@@ -1,0 +1,1 @@
+"""Database connections for the operators, always through ``PostgresHook`` (:mod:`hooks.connections`)."""

@@ -31,8 +31,10 @@ test: venv postgres lint  ## the test command (CI runs exactly this)
 demo: venv postgres  ## the example migration DAG end to end on two throwaway clusters (DEMO_ARGS="--keep --rows N")
 	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
 
-bench: venv postgres  ## side-by-side copy benchmark (full size)
+bench: venv postgres  ## side-by-side benchmarks (full size): copy methods, then many small tables vs pgcopydb
 	$(BIN)/python benchmarks/bench.py --out bench-results.json
+	command -v pgcopydb >/dev/null 2>&1 || bash scripts/ensure-pgcopydb.sh
+	$(BIN)/python benchmarks/bench_many_tables.py --out bench-many-tables.json
 
 clean:
 	rm -rf $(VENV) .work

@@ -52,6 +52,7 @@ def create_schema_to_schema_dag(
     fdw_port: int | str | None = None,
     fdw_dbname: str | None = None,
     fdw_server_name: str = link.DEFAULT_SERVER,
+    fdw_server_options: dict[str, str | int] | None = None,
     schedule: Any = None,
     default_args: dict[str, Any] | None = None,
     create_cleanup_dag: bool = True,
@@ -59,7 +60,7 @@ def create_schema_to_schema_dag(
 ) -> DAG:
     """Build the migration DAG for one mapping (and, by default, its cleanup DAG ``<dag_id>_cleanup``).
 
-    The migration options (``mapping_path`` ... ``fdw_server_name``) are documented on
+    The migration options (``mapping_path`` ... ``fdw_server_options``) are documented on
     :class:`~airflow_provider_confiture.dag.options.MigrationOptions`.
 
     :param schedule: Airflow schedule; a scheduled run of a finished migration re-syncs every table.

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_confiture.core import link, planning
-from airflow_provider_confiture.core.errors import ConfitureError, did_you_mean
+from airflow_provider_confiture.core.errors import ConfitureError, SetupError, did_you_mean
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
@@ -52,6 +52,8 @@ class MigrationOptions:
     :param fdw_host: address the *target server* uses to reach the source (also ``fdw_port``,
         ``fdw_dbname``), when it differs from the source connection's (e.g. inside Docker).
     :param fdw_server_name: name of the foreign server on the target.
+    :param fdw_server_options: server options of the link set or overridden (paths are on the
+        *target server*); the TLS settings of the connections' extras are carried over without it.
     """
 
     mapping_path: str | os.PathLike[str] | None
@@ -72,6 +74,7 @@ class MigrationOptions:
     fdw_port: int | str | None = None
     fdw_dbname: str | None = None
     fdw_server_name: str = link.DEFAULT_SERVER
+    fdw_server_options: dict[str, str | int] | None = None
 
     # Derived when built (not options).
     mapping: planning.Mapping = field(init=False, repr=False)
@@ -87,6 +90,10 @@ class MigrationOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise OptionsError(f"{name} must be an integer >= 0, not {value!r}")
+        try:
+            link.check_fdw_server_options(self.fdw_server_options)
+        except SetupError as exc:
+            raise OptionsError(str(exc)) from exc
         if not self.source_conn_id or not self.target_conn_id:
             raise OptionsError(
                 "source_conn_id and target_conn_id are required (Airflow Postgres connection ids)"

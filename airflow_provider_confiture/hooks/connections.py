@@ -18,6 +18,7 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow_provider_confiture.core.db import dbapi
 from airflow_provider_confiture.core.db.dbapi import Connection
 from airflow_provider_confiture.core.errors import ConnectionFailedError
+from airflow_provider_confiture.core.link.transport import ConnectionSecurity
 
 #: libpq parameters added to a connection's extras unless the connection sets them itself.
 LIBPQ_DEFAULTS: dict[str, Any] = {
@@ -97,10 +98,18 @@ def connect(
     except dbapi.DB_ERRORS as exc:
         c = hook.connection  # never its password: the server's message does not hold it either
         address = f"{c.host or 'localhost'}:{c.port or 5432}/{database or c.schema or ''} as {c.login!r}"
+        text = dbapi.error_text(exc)
+        encryption = (
+            " The server accepts only encrypted connections: set sslmode in the connection's extras "
+            "(verify-full, with sslrootcert naming the CA file on this worker)."
+            if "no encryption" in text
+            else ""
+        )
         raise ConnectionFailedError(
-            f"cannot connect to Airflow connection {conn_id!r} ({address}): {dbapi.error_text(exc)}. Check the "
+            f"cannot connect to Airflow connection {conn_id!r} ({address}): {text}. Check the "
             "connection's host, port, database, login and password, and that the server accepts "
-            "connections from this worker"
+            f"connections from this worker.{encryption}",
+            retryable=False if encryption else None,
         ) from exc
     try:
         conn.autocommit = autocommit
@@ -111,6 +120,11 @@ def connect(
     finally:
         with contextlib.suppress(Exception):
             conn.close()
+
+
+def connection_security(conn_id: str) -> ConnectionSecurity:
+    """The connection's extras (its libpq settings), for the link's transport security."""
+    return ConnectionSecurity(conn_id, dict(get_airflow_connection(conn_id).extra_dejson))
 
 
 def connection_target(conn_id: str) -> dict[str, Any]:

@@ -30,6 +30,10 @@ class FdwSetupOperator(ConfitureBaseOperator):
         connection's host); also ``fdw_port``, ``fdw_dbname``. (templated)
     :param fdw_server_name: name of the foreign server.
     :param fetch_size: rows postgres_fdw fetches per round trip (the default of 100 is slow).
+    :param fdw_server_options: server options of the link set or overridden (e.g. ``{"sslrootcert":
+        "/etc/postgresql/source-ca.crt"}``, a path on the *target server*); the transport-security
+        settings of the connections' extras (``sslmode``, ``sslrootcert``...) are carried over without
+        it. Refused: credentials, and a link weaker than the connections. (templated)
     """
 
     template_fields: Sequence[str] = (
@@ -39,6 +43,7 @@ class FdwSetupOperator(ConfitureBaseOperator):
         "fdw_host",
         "fdw_port",
         "fdw_dbname",
+        "fdw_server_options",
     )
 
     def __init__(
@@ -53,6 +58,7 @@ class FdwSetupOperator(ConfitureBaseOperator):
         fdw_dbname: str | None = None,
         fdw_server_name: str = link.DEFAULT_SERVER,
         fetch_size: int = link.DEFAULT_FETCH_SIZE,
+        fdw_server_options: dict[str, str | int] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -65,10 +71,18 @@ class FdwSetupOperator(ConfitureBaseOperator):
         self.fdw_dbname = fdw_dbname
         self.fdw_server_name = fdw_server_name
         self.fetch_size = fetch_size
+        link.check_fdw_server_options(fdw_server_options)  # a bad name is a DAG import error
+        self.fdw_server_options = fdw_server_options
 
     def fdw_link(self) -> link.FdwLink:
         source = connections.connection_target(self.source_conn_id)
         creds = connections.connection_target(self.fdw_conn_id) if self.fdw_conn_id else source
+        security = link.plan_link_security(
+            connections.connection_security(self.source_conn_id),
+            connections.connection_security(self.fdw_conn_id) if self.fdw_conn_id else None,
+            self.fdw_server_options,
+        )
+        target = connections.connection_target(self.target_conn_id)
         return link.FdwLink(
             host=self.fdw_host or source["host"],
             port=int(self.fdw_port or source["port"]),
@@ -77,12 +91,16 @@ class FdwSetupOperator(ConfitureBaseOperator):
             password=creds["password"],
             server=self.fdw_server_name,
             fetch_size=int(self.fetch_size),
+            extra_options=security.server,
+            mapping_extra=security.mapping,
+            origins=security.origins,
+            target=f"{target['host']}:{target['port']}, connection {self.target_conn_id!r}",
         )
 
     def execute_step(self, context: Context) -> dict[str, Any]:
         mapping = self.load_mapping()  # bad mapping: fail before touching anything
         options = self.plan_options()
-        fdw_link = self.fdw_link()
+        fdw_link = self.fdw_link()  # a link weaker than its connections: fail before touching anything
         target = connections.connection_target(self.target_conn_id)
         report: dict[str, Any] = {"target_database": target["dbname"]}
         if self.dry_run:
@@ -97,6 +115,9 @@ class FdwSetupOperator(ConfitureBaseOperator):
                 fdw_link.user,
                 fdw_link.server,
                 options.foreign_schema,
+            )
+            self.log.info(
+                "Dry run: the link's security settings would be %s", fdw_link.security().described()
             )
             return {**report, "dry_run": True}
         if self.create_database:
@@ -130,4 +151,12 @@ class FdwSetupOperator(ConfitureBaseOperator):
             report["user_mapping"],
             report["foreign_tables"],
         )
+        security = report["link_security"]
+        self.log.info(
+            "Link security: %s; files named by them on the target server: %s",
+            security["settings"] or "libpq defaults (no TLS settings in the connections' extras)",
+            security["files"],
+        )
+        for note in security["notes"]:
+            self.log.info("Link: %s", note)
         return report

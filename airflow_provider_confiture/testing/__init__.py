@@ -11,13 +11,17 @@ from airflow_provider_confiture.testing.postgres_cluster import (
     pg_bin_dir,
     stop_all,
 )
+from airflow_provider_confiture.testing.tls import CertificateAuthority, ServerTls, new_certificate_authority
 
 __all__ = [
+    "CertificateAuthority",
     "ClusterDatabase",
     "PostgresCluster",
     "PostgresClusterError",
+    "ServerTls",
     "conninfo_quote",
     "free_port",
+    "new_certificate_authority",
     "pg_bin_dir",
     "stop_all",
 ]

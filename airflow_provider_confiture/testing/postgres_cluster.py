@@ -10,7 +10,8 @@ A cluster lives in ``<base_dir>/<name>/``::
 
 It listens on 127.0.0.1 only, with ``trust`` for local (unix socket) connections and ``scram-sha-256``
 over TCP, so password authentication really happens on TCP connections (postgres_fdw for a non-superuser
-requires the remote server to ask for a password).
+requires the remote server to ask for a password). A cluster given ``tls=`` (:mod:`testing.tls`) serves
+that certificate and accepts TCP connections over TLS only (``hostssl``).
 
 When the current process runs as root (``initdb`` refuses root), the cluster directory is chowned to the
 ``postgres`` OS user and ``initdb``/``pg_ctl`` run through ``runuser -u postgres --``.
@@ -33,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+from airflow_provider_confiture.testing.tls import ServerTls
 
 __all__ = [
     "ClusterDatabase",
@@ -172,6 +175,7 @@ class PostgresCluster:
         password: str | None = None,
         settings: Mapping[str, Any] | None = None,
         bin_dir: Path | str | None = None,
+        tls: ServerTls | None = None,
     ) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
             raise ValueError(f"cluster name must be a simple file name, got {name!r}")
@@ -186,6 +190,7 @@ class PostgresCluster:
         self.password = password if password is not None else secrets.token_urlsafe(18)
         self.settings: dict[str, Any] = {**DEFAULT_SETTINGS, **(settings or {})}
         self._bin_dir = Path(bin_dir) if bin_dir else None
+        self.tls = tls
         self._as_root = os.geteuid() == 0
         self._socket_dir: Path | None = None
         self._own_socket_tmp: Path | None = None
@@ -364,9 +369,35 @@ class PostgresCluster:
         settings = dict(self.settings)
         settings["port"] = self.port
         settings["unix_socket_directories"] = str(self.socket_dir)
+        if self.tls is not None:
+            settings.update(self._write_tls(self.tls))
         path = self.data_dir / "confiture.conf"
         path.write_text("".join(f"{k} = {_conf_value(v)}\n" for k, v in settings.items()))
         self._chown(path)
+
+    def _write_tls(self, tls: ServerTls) -> dict[str, Any]:
+        """Certificate and key under ``<dir>/tls/`` (the key 0600, owned by the server's OS user), and a
+        pg_hba.conf accepting TCP connections over TLS only (``hostssl``, no ``host`` line)."""
+        tls_dir = self.dir / "tls"
+        tls_dir.mkdir(mode=0o700, exist_ok=True)
+        self._chown(tls_dir)
+        cert, key = tls_dir / "server.crt", tls_dir / "server.key"
+        cert.write_bytes(tls.cert_pem)
+        key.touch(mode=0o600)
+        key.chmod(0o600)
+        key.write_bytes(tls.key_pem)
+        for path in (cert, key):
+            self._chown(path)
+        hba = self.data_dir / "pg_hba.conf"
+        hba.write_text(
+            "# throwaway TLS-only test cluster: unix socket trusted, TCP over TLS only\n"
+            "local all all trust\n"
+            "local replication all trust\n"
+            "hostssl all all 127.0.0.1/32 scram-sha-256\n"
+            "hostssl all all ::1/128 scram-sha-256\n"
+        )
+        self._chown(hba)
+        return {"ssl": True, "ssl_cert_file": str(cert), "ssl_key_file": str(key)}
 
     def start(self) -> PostgresCluster:
         """initdb (first time only) and start the server; returns when it accepts connections."""

@@ -7,7 +7,12 @@ from typing import Any
 
 from airflow_provider_confiture.core.db.dbapi import Connection
 from airflow_provider_confiture.core.link import target_database
-from airflow_provider_confiture.core.link.fdw import FdwLink, ensure_extension_recorded, setup_link
+from airflow_provider_confiture.core.link.fdw import (
+    FdwLink,
+    ensure_extension_recorded,
+    precheck_link,
+    setup_link,
+)
 from airflow_provider_confiture.core.planning.mapping import Mapping
 from airflow_provider_confiture.core.planning.plan import PlanOptions, plan_migration
 
@@ -23,8 +28,10 @@ def build_and_link(
     tables: list[str] | None = None,
 ) -> dict[str, Any]:
     """Create postgres_fdw (first, so a target that cannot have it fails before anything is built),
-    apply the DDL not applied yet, and link the source tables the plans read. Commits."""
+    apply the DDL not applied yet, and link the source tables the plans read. Commits. The link's
+    options are checked against the target server's postgres_fdw before anything changes."""
     report: dict[str, Any] = {}
+    precheck_link(target_conn, link)
     created_extension = ensure_extension_recorded(target_conn)
     if ddl_path:
         report["ddl"] = target_database.apply_ddl(target_conn, ddl_path)

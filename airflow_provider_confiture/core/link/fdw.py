@@ -6,12 +6,13 @@ updates the server's options, so analyze and the loads never read different data
 
 The link is read-only by construction: the foreign server's sessions run with
 ``default_transaction_read_only=on``, so even a hand-written statement through it cannot write to
-the source.
+the source. Its transport security (TLS settings carried over from the Airflow connections, checked
+against the target server's postgres_fdw, and a first connection at setup) is :mod:`transport`'s.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from psycopg import sql
@@ -19,6 +20,7 @@ from psycopg import sql
 from airflow_provider_confiture.core.db import catalog, dbapi, state
 from airflow_provider_confiture.core.db.dbapi import Connection
 from airflow_provider_confiture.core.errors import SetupError
+from airflow_provider_confiture.core.link import transport
 from airflow_provider_confiture.core.names import QualifiedName
 from airflow_provider_confiture.core.planning.plan import PlanOptions, TablePlan
 
@@ -26,9 +28,17 @@ DEFAULT_SERVER = "confiture_source"
 DEFAULT_FETCH_SIZE = 10_000
 
 
+READ_ONLY_OPTIONS = "-c default_transaction_read_only=on"
+
+
 @dataclass(frozen=True)
 class FdwLink:
-    """How the *target server* reaches the source (not how the worker does)."""
+    """How the *target server* reaches the source (not how the worker does).
+
+    ``extra_options`` are server options on top of setup's (the transport-security settings and
+    ``fdw_server_options``, see :func:`transport.plan_link_security`); ``mapping_extra`` are user
+    mapping options beside the login (the client certificate); ``origins`` says where each came from
+    and ``target`` names the target server, for messages."""
 
     host: str
     port: int
@@ -38,6 +48,18 @@ class FdwLink:
     server: str = DEFAULT_SERVER
     fetch_size: int = DEFAULT_FETCH_SIZE
     extra_options: dict[str, str] = field(default_factory=dict)
+    mapping_extra: dict[str, str] = field(default_factory=dict, repr=False)
+    origins: dict[str, str] = field(default_factory=dict, repr=False)
+    target: str = "the target server"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}/{self.dbname}"
+
+    def security(self) -> transport.LinkSecurity:
+        return transport.LinkSecurity(
+            server=dict(self.extra_options), mapping=dict(self.mapping_extra), origins=dict(self.origins)
+        )
 
     def server_options(self) -> dict[str, str]:
         opts = {
@@ -45,7 +67,7 @@ class FdwLink:
             "port": str(self.port),
             "dbname": self.dbname,
             "fetch_size": str(self.fetch_size),
-            "options": "-c default_transaction_read_only=on",
+            "options": READ_ONLY_OPTIONS,
             "keepalives": "1",
             "keepalives_idle": "30",
             "keepalives_interval": "10",
@@ -54,18 +76,24 @@ class FdwLink:
             "application_name": "confiture_fdw",
         }
         opts.update({k: str(v) for k, v in self.extra_options.items()})
+        if "options" in self.extra_options:  # the user's session settings, read-only last so it wins
+            opts["options"] = f"{self.extra_options['options']} {READ_ONLY_OPTIONS}"
         return opts
 
     def mapping_options(self) -> dict[str, str]:
         opts = {"user": self.user}
         if self.password:
             opts["password"] = self.password
+        opts.update(self.mapping_extra)
         return opts
 
 
-def _options_clause(current: dict[str, str], wanted: dict[str, str]) -> sql.Composable | None:
-    """``OPTIONS (ADD k 'v', SET k 'v')`` bringing ``current`` to ``wanted``; None when nothing changes."""
-    items = []
+def _options_clause(
+    current: dict[str, str], wanted: dict[str, str], drop: tuple[str, ...] = ()
+) -> sql.Composable | None:
+    """``OPTIONS (ADD k 'v', SET k 'v', DROP k)`` bringing ``current`` to ``wanted`` (dropping the
+    ``drop`` options ``wanted`` lacks); None when nothing changes."""
+    items = [sql.SQL("DROP {}").format(sql.Identifier(k)) for k in current if k in drop and k not in wanted]
     for key, value in wanted.items():
         if key not in current:
             items.append(sql.SQL("ADD {} {}").format(sql.Identifier(key), sql.Literal(value)))
@@ -140,7 +168,10 @@ def ensure_server(conn: Connection, link: FdwLink) -> str:
                 f"a foreign server named {link.server!r} already exists for wrapper {row[0]!r}: choose another "
                 "fdw_server_name"
             )
-        clause = _options_clause(_parse_options(row[1]), wanted)
+        current = _parse_options(row[1])
+        # Setup owns the server: an option it no longer wants (a stale sslmode, a CA path from an
+        # earlier run) is dropped, not left to weaken or misdirect the link.
+        clause = _options_clause(current, wanted, drop=tuple(current))
         if clause is None:
             return "unchanged"
         dbapi.execute(conn, sql.SQL("ALTER SERVER {} {}").format(sql.Identifier(link.server), clause))
@@ -186,7 +217,8 @@ def ensure_user_mapping(conn: Connection, link: FdwLink) -> str:
                 sql.Identifier(link.server)
             ),
         )
-    clause = _options_clause(current, wanted)
+        del current["password"]
+    clause = _options_clause(current, wanted, drop=transport.INHERITED_MAPPING)
     if clause is None:
         return "unchanged"
     dbapi.execute(
@@ -308,6 +340,54 @@ def ensure_extension_recorded(target_conn: Connection) -> bool:
     return created
 
 
+def check_link(conn: Connection, link: FdwLink) -> tuple[FdwLink, dict[str, Any]]:
+    """The link as the target server's postgres_fdw accepts it (inherited options it lacks and that do
+    not weaken the link left out), after checking the files its settings name on that server. Needs
+    postgres_fdw installed; changes nothing. Raises SetupError."""
+    server, mapping = dict(link.extra_options), dict(link.mapping_extra)
+    notes = transport.check_link_options(conn, server, mapping, link.origins)
+    files = transport.check_link_files(conn, {**server, **mapping}, link.origins, link.target)
+    checked = replace(link, extra_options=server, mapping_extra=mapping)
+    return checked, {"settings": checked.security().described(), "files": files, "notes": notes}
+
+
+def precheck_link(conn: Connection, link: FdwLink) -> None:
+    """:func:`check_link` before setup changes anything: inside a savepoint that is rolled back, with
+    postgres_fdw created for the check if it is not installed yet. When the role cannot create it,
+    the check is left to :func:`setup_link` (after :func:`ensure_extension_recorded` explains)."""
+    dbapi.execute(conn, "SAVEPOINT confiture_precheck")
+    try:
+        if not dbapi.fetch_value(conn, "SELECT count(*) FROM pg_extension WHERE extname = 'postgres_fdw'"):
+            try:
+                dbapi.execute(conn, "CREATE EXTENSION postgres_fdw")
+            except dbapi.DB_ERRORS:
+                return
+        check_link(conn, link)
+    finally:
+        dbapi.execute(conn, "ROLLBACK TO SAVEPOINT confiture_precheck")
+        dbapi.execute(conn, "RELEASE SAVEPOINT confiture_precheck")
+
+
+def open_link(conn: Connection, link: FdwLink) -> None:
+    """Connect through the link once (:func:`transport.probe_link`); a failure is explained."""
+    try:
+        transport.probe_link(conn, link.server)
+    except dbapi.DB_ERRORS as exc:
+        text = dbapi.error_text(exc)
+        dbapi.safe_rollback(conn)
+        transient = any(s in text for s in ("timeout expired", "Connection refused", "could not translate"))
+        raise SetupError(
+            transport.explain_link_failure(
+                text,
+                options={**link.extra_options, **link.mapping_extra},
+                origins=link.origins,
+                address=link.address,
+                target=link.target,
+            ),
+            retryable=transient,
+        ) from exc
+
+
 def setup_link(
     target_conn: Connection,
     link: FdwLink,
@@ -315,10 +395,13 @@ def setup_link(
     source_catalog: catalog.Catalog,
     options: PlanOptions,
 ) -> dict[str, Any]:
-    """Create or refresh extension, server, user mapping and foreign tables. Commits."""
+    """Create or refresh extension, server and user mapping, open the link once, then the foreign
+    tables. Commits (nothing of the server and mapping stays when the link cannot connect)."""
     created_extension = ensure_extension_recorded(target_conn)
+    link, security = check_link(target_conn, link)
     server = ensure_server(target_conn, link)
     mapping = ensure_user_mapping(target_conn, link)
+    open_link(target_conn, link)
     state.set_setting(target_conn, "fdw_server", link.server)
     imports: dict[str, Any] = {}
     for source_schema, tables in source_tables_by_schema(plans, source_catalog).items():
@@ -331,5 +414,6 @@ def setup_link(
         "server": server,
         "user_mapping": mapping,
         "foreign_tables": imports,
-        "fdw_target": f"{link.host}:{link.port}/{link.dbname}",
+        "fdw_target": link.address,
+        "link_security": security,
     }

@@ -6,7 +6,9 @@
   ``target_db`` (a fresh database per test);
 * :mod:`tests.fixtures.airflow_dags`: ``airflow_conn`` (an Airflow connection through
   ``AIRFLOW_CONN_<ID>``), ``run_dag`` (``dag.test()`` for a DAG built in memory);
-* :mod:`tests.fixtures.engine`: ``connect`` (engine connections of either driver).
+* :mod:`tests.fixtures.engine`: ``connect`` (engine connections of either driver);
+* :mod:`tests.fixtures.tls`: ``pg_source_tls``/``source_tls_db`` (a source cluster accepting TCP over
+  TLS only, with the suite's throwaway CA ``ca``).
 
 Markers (registered in pyproject.toml) are added from what a test uses: ``db`` for every test that
 needs the PostgreSQL clusters (so ``pytest -m "not db"`` runs the pure tests in seconds),
@@ -23,9 +25,10 @@ pytest_plugins = (
     "tests.fixtures.clusters",
     "tests.fixtures.airflow_dags",
     "tests.fixtures.engine",
+    "tests.fixtures.tls",
 )
 
-_DB_FIXTURES = frozenset({"pg_source", "pg_target", "source_db", "target_db"})
+_DB_FIXTURES = frozenset({"pg_source", "pg_target", "source_db", "target_db", "pg_source_tls", "source_tls_db"})
 _AIRFLOW_FIXTURES = frozenset({"run_dag", "airflow_conn"})
 
 

@@ -241,14 +241,14 @@ def plan_link_security(
     for name, value in wanted.items():
         (mapping if name in ("sslcert", "sslkey") else server)[name] = value
         origins[name] = OVERRIDES
+    _refuse_weaker(server, origins, connections)
     if server.get("sslmode") == "require" and server.get("sslrootcert"):
         server["sslmode"] = "verify-ca"
         origins["sslmode"] = (
-            f"sslmode 'require' with sslrootcert from {origins['sslmode']}, made 'verify-ca' (what libpq does "
-            "when the root certificate file exists; explicit on the link, so that a file missing on the "
-            "target server fails instead of skipping verification)"
+            f"{origins['sslmode']}: 'require' with an sslrootcert, made 'verify-ca' (what libpq does when "
+            "the file exists; explicit on the link, so that a file missing on the target server fails "
+            "instead of skipping verification)"
         )
-    _refuse_weaker(server, origins, connections)
     if server.get("sslmode") in VERIFYING_SSLMODES and not server.get("sslrootcert"):
         raise SetupError(
             f"the link would run with sslmode {server['sslmode']!r} (from {origins['sslmode']}) but no "

@@ -28,7 +28,9 @@ pytest_plugins = (
     "tests.fixtures.tls",
 )
 
-_DB_FIXTURES = frozenset({"pg_source", "pg_target", "source_db", "target_db", "pg_source_tls", "source_tls_db"})
+_DB_FIXTURES = frozenset(
+    {"pg_source", "pg_target", "source_db", "target_db", "pg_source_tls", "source_tls_db"}
+)
 _AIRFLOW_FIXTURES = frozenset({"run_dag", "airflow_conn"})
 
 

@@ -408,11 +408,15 @@ _PROBE = "confiture_link_probe"
 
 def probe_link(conn: Connection, server: str) -> None:
     """Open the link once through a throwaway foreign table on the source's ``pg_namespace`` (readable
-    by any role) in the bookkeeping schema, inside a savepoint that is rolled back: nothing stays.
+    by any role) in the bookkeeping schema (made for the probe if missing), inside a savepoint that
+    is rolled back: nothing stays.
     Raises the driver's error."""
     probe = sql.Identifier(state.STATE_SCHEMA, _PROBE)
     dbapi.execute(conn, "SAVEPOINT confiture_link_probe")
     try:
+        dbapi.execute(
+            conn, sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(state.STATE_SCHEMA))
+        )
         dbapi.execute(
             conn,
             sql.SQL(
@@ -455,9 +459,9 @@ def explain_link_failure(
         )
         return (
             f"the source's server certificate at {address} did not verify on the target server against "
-            f"{used or 'its default root certificate'}: {error}. The CA file read {on_the_target_server(target)} "
-            "is not the one that signed the source's certificate (or a CRL there revokes it, or names a "
-            "directory that does not exist): give sslrootcert the CA that issued the source's certificate"
+            f"{used or 'its default root certificate'}: {error}. That CA file is not the one that signed the "
+            "source's certificate (or a CRL revokes it, or sslcrldir names a directory that does not exist). "
+            f"Give sslrootcert the CA that issued the source's certificate, as a file {on_the_target_server(target)}"
         )
     if "does not match host name" in error:
         return (

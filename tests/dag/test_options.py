@@ -52,3 +52,26 @@ def test_unknown_and_invalid_options_are_refused_with_a_suggestion():
         MigrationOptions(mapping_path=None, source_conn_id="s", target_conn_id="t", strategy="cpy")
     with pytest.raises(OptionsError, match="rows_per_part must be an integer >= 0"):
         MigrationOptions(mapping_path=None, source_conn_id="s", target_conn_id="t", rows_per_part=-1)
+
+
+def test_fdw_server_options_are_checked_when_the_dag_is_parsed_and_reach_setup():
+    options = MigrationOptions(
+        mapping_path=None,
+        source_conn_id="s",
+        target_conn_id="t",
+        fdw_server_options={"sslrootcert": "/etc/postgresql/source-ca.crt"},
+    )
+    assert options.operator_kwargs(FdwSetupOperator)["fdw_server_options"] == {
+        "sslrootcert": "/etc/postgresql/source-ca.crt"
+    }
+    with pytest.raises(OptionsError, match="fdw_server_options cannot set 'password'"):
+        MigrationOptions(
+            mapping_path=None, source_conn_id="s", target_conn_id="t", fdw_server_options={"password": "x"}
+        )
+    with pytest.raises(
+        OptionsError, match="'sslrootcrt' is not a server option of postgres_fdw; did you mean 'sslrootcert'"
+    ):
+        create_schema_to_schema_dag(
+            "bad_link", mapping_path=None, source_conn_id="s", target_conn_id="t",
+            fdw_server_options={"sslrootcrt": "/ca.crt"},
+        )  # fmt: skip

@@ -41,9 +41,11 @@ orders:
     cents: null
 """
 
-#: A statement the source may receive: reads, cursor traffic, session settings, transaction control.
+#: A statement the source may receive: reads, cursor traffic, session settings, transaction control
+#: (``ABORT TRANSACTION``: postgres_fdw ending the link's remote transaction when setup rolls back its
+#: trial of the link).
 READ = re.compile(
-    r"^(SELECT|COPY \(SELECT .*\) TO STDOUT|SET|SHOW|RESET|BEGIN|START TRANSACTION|COMMIT|ROLLBACK|"
+    r"^(SELECT|COPY \(SELECT .*\) TO STDOUT|SET|SHOW|RESET|BEGIN|START TRANSACTION|COMMIT|ROLLBACK|ABORT|"
     r"DECLARE \w+ CURSOR FOR SELECT|FETCH|CLOSE|EXPLAIN \(COSTS OFF\) SELECT|DEALLOCATE)\b",
     re.IGNORECASE | re.DOTALL,
 )

@@ -353,11 +353,12 @@ def check_link(conn: Connection, link: FdwLink) -> tuple[FdwLink, dict[str, Any]
 
 def precheck_link(conn: Connection, link: FdwLink) -> None:
     """The whole link tried before setup changes anything: :func:`check_link`, then the server and
-    user mapping made and opened once (:func:`open_link`), inside a savepoint that is rolled back
+    user mapping made and opened once (:func:`open_link`), in a transaction that is rolled back
     (postgres_fdw created for the try if it is not installed yet). So a wrong CA or a file missing on
-    the target server fails setup before the DDL runs. When the role cannot create postgres_fdw, the
-    try is left to :func:`setup_link` (after :func:`ensure_extension_recorded` explains)."""
-    dbapi.execute(conn, "SAVEPOINT confiture_precheck")
+    the target server fails setup before the DDL runs. Starts by rolling back: call it with no work
+    pending. When the role cannot create postgres_fdw, the try is left to :func:`setup_link` (after
+    :func:`ensure_extension_recorded` explains)."""
+    dbapi.safe_rollback(conn)
     try:
         if not dbapi.fetch_value(conn, "SELECT count(*) FROM pg_extension WHERE extname = 'postgres_fdw'"):
             try:
@@ -369,11 +370,7 @@ def precheck_link(conn: Connection, link: FdwLink) -> None:
         ensure_user_mapping(conn, checked)
         open_link(conn, checked)
     finally:
-        try:
-            dbapi.execute(conn, "ROLLBACK TO SAVEPOINT confiture_precheck")
-            dbapi.execute(conn, "RELEASE SAVEPOINT confiture_precheck")
-        except dbapi.DB_ERRORS:  # a step rolled the whole transaction back already (and raised)
-            dbapi.safe_rollback(conn)
+        dbapi.safe_rollback(conn)
 
 
 def open_link(conn: Connection, link: FdwLink) -> None:

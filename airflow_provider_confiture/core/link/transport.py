@@ -408,25 +408,20 @@ _PROBE = "confiture_link_probe"
 
 def probe_link(conn: Connection, server: str) -> None:
     """Open the link once through a throwaway foreign table on the source's ``pg_namespace`` (readable
-    by any role) in the bookkeeping schema (made for the probe if missing), inside a savepoint that
-    is rolled back: nothing stays.
-    Raises the driver's error."""
+    by any role) in the bookkeeping schema (made if missing), dropped again in the same transaction.
+    No savepoint: postgres_fdw would mirror it on the source, where only reads should arrive. Raises
+    the driver's error (the transaction is then aborted: the caller rolls back)."""
     probe = sql.Identifier(state.STATE_SCHEMA, _PROBE)
-    dbapi.execute(conn, "SAVEPOINT confiture_link_probe")
-    try:
-        dbapi.execute(
-            conn, sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(state.STATE_SCHEMA))
-        )
-        dbapi.execute(
-            conn,
-            sql.SQL(
-                "CREATE FOREIGN TABLE {} (nspname name) SERVER {} "
-                "OPTIONS (schema_name 'pg_catalog', table_name 'pg_namespace')"
-            ).format(probe, sql.Identifier(server)),
-        )
-        dbapi.fetch_value(conn, sql.SQL("SELECT count(*) FROM {}").format(probe))
-    finally:
-        dbapi.execute(conn, "ROLLBACK TO SAVEPOINT confiture_link_probe")
+    dbapi.execute(conn, sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(state.STATE_SCHEMA)))
+    dbapi.execute(
+        conn,
+        sql.SQL(
+            "CREATE FOREIGN TABLE {} (nspname name) SERVER {} "
+            "OPTIONS (schema_name 'pg_catalog', table_name 'pg_namespace')"
+        ).format(probe, sql.Identifier(server)),
+    )
+    dbapi.fetch_value(conn, sql.SQL("SELECT count(*) FROM {}").format(probe))
+    dbapi.execute(conn, sql.SQL("DROP FOREIGN TABLE {}").format(probe))
 
 
 def explain_link_failure(

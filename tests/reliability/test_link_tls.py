@@ -235,3 +235,62 @@ def test_a_plain_connection_to_the_tls_only_source_fails_clearly(source_tls_db, 
     assert "no encryption" in str(info.value)
     assert "accepts only encrypted connections: set sslmode in the connection's extras" in str(info.value)
     CleanupOperator(task_id="c", target_conn_id=ids["target_conn_id"]).execute({})  # nothing to remove: fine
+
+
+def test_the_client_certificate_goes_to_the_user_mapping(source_tls_db, target_db, airflow_conn, ca):
+    """sslcert/sslkey identify the link's role: they are stored with its credentials (pg_user_mapping,
+    superusers and that role only), never in the server's options that every role can read."""
+    import shutil
+
+    client = _client_certificate(ca)
+    source_tls_db.execute("CREATE TABLE accounts (id int PRIMARY KEY)")
+    target_db.execute("CREATE TABLE accounts (id int PRIMARY KEY)")
+    ids = {
+        "source_conn_id": airflow_conn("tls_cert_src", source_tls_db, extra=ca.extras("verify-full")),
+        "target_conn_id": airflow_conn("tls_cert_tgt", target_db),
+    }
+    try:
+        report = FdwSetupOperator(
+            task_id="s",
+            create_database=False,
+            fdw_server_options={"sslcert": str(client / "fdw.crt"), "sslkey": str(client / "fdw.key")},
+            **ids,
+        ).execute({})
+        assert report["link_security"]["files"] == "checked"
+        mapping = target_db.execute(
+            "SELECT umoptions FROM pg_user_mappings WHERE srvname = 'confiture_source'"
+        )
+        mapping_options = dict(o.split("=", 1) for o in mapping[0][0])
+        assert mapping_options["sslcert"] == str(client / "fdw.crt")
+        assert mapping_options["sslkey"] == str(client / "fdw.key")
+        assert "sslcert" not in srvoptions(target_db) and "sslkey" not in srvoptions(target_db)
+        # the next run without them drops them from the mapping
+        FdwSetupOperator(task_id="s", create_database=False, **ids).execute({})
+        mapping = target_db.execute(
+            "SELECT umoptions FROM pg_user_mappings WHERE srvname = 'confiture_source'"
+        )
+        assert not any(o.startswith(("sslcert=", "sslkey=")) for o in mapping[0][0])
+    finally:
+        shutil.rmtree(client, ignore_errors=True)
+
+
+def _client_certificate(ca) -> Path:  # noqa: N802 - a helper, not a fixture
+    """A client certificate and key (0600, owned by the OS user running the target server)."""
+    import secrets
+
+    from airflow_provider_confiture.testing import new_certificate_authority
+
+    directory = ca.root.parent.parent / f"tls-client-{secrets.token_hex(3)}"
+    directory.mkdir(mode=0o755)
+    issued = new_certificate_authority("client issuer").issue_server(("confiture-fdw",))
+    cert, key = directory / "fdw.crt", directory / "fdw.key"
+    cert.write_bytes(issued.cert_pem)
+    cert.chmod(0o644)
+    key.write_bytes(issued.key_pem)
+    key.chmod(0o600)
+    if os.geteuid() == 0:
+        import shutil
+
+        for path in (directory, cert, key):
+            shutil.chown(path, "postgres", "postgres")
+    return directory

@@ -155,11 +155,14 @@ def _unguarded_relations(conn: Connection, table: QualifiedName) -> list[tuple[i
     return dbapi.fetch_all(
         conn,
         sql.SQL(
-            "SELECT c.oid::bigint, n.nspname, c.relname FROM pg_partition_tree({}) p "
+            # pg_partition_tree() returns nothing for a table that is not partitioned.
+            "WITH tree AS (SELECT {rel} AS relid, 0 AS level UNION SELECT relid, level FROM pg_partition_tree({rel})) "
+            "SELECT c.oid::bigint, n.nspname, c.relname FROM tree p "
             "JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE c.relkind IN ('r', 'p') AND NOT EXISTS "
-            "(SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = {}) ORDER BY p.level, 2, 3"
-        ).format(_regclass(table), sql.Literal(TRIGGER_NAME)),
+            "(SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = {name}) "
+            "ORDER BY min(p.level) OVER (PARTITION BY c.oid), 2, 3"
+        ).format(rel=_regclass(table), name=sql.Literal(TRIGGER_NAME)),
     )
 
 
@@ -355,13 +358,15 @@ def remove_guards(conn: Connection) -> list[str]:
 def refusal(written: dict[str, str], *, step: str = "the load") -> str:
     """Why ``step`` refuses: each table (name -> what was written, when and how much), and how to
     proceed."""
-    tables = "\n  ".join(f"{table}: {detail}" for table, detail in written.items())
-    one = len(written) == 1
+    if len(written) == 1:
+        ((table, detail),) = written.items()
+        what = f"table {table} has taken writes that are not the migration's since its last load: {detail}."
+    else:
+        tables = "\n  ".join(f"{table}: {detail}" for table, detail in written.items())
+        what = f"these tables have taken writes that are not the migration's since their last load:\n  {tables}\n"
     return (
-        f"{'table ' + next(iter(written)) + ' has' if one else 'these tables have'} taken writes that are "
-        f"not the migration's since {'its' if one else 'their'} last load:\n  {tables}\n"
-        f"The application is probably using the new database: reloading would destroy those writes, so "
-        f"{step} refused and nothing was changed. To overwrite on purpose (a rehearsal target), run with "
-        "overwrite_target_writes=true (the run form's 'Overwrite target writes', the factory option or "
-        "the operator argument)"
+        f"{what} The application is probably using the new database: reloading would destroy those "
+        f"writes, so {step} refused and nothing was changed. To overwrite on purpose (a rehearsal "
+        "target), run with overwrite_target_writes=true (the run form's 'Overwrite target writes', the "
+        "factory option or the operator argument)"
     )

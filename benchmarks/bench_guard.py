@@ -10,6 +10,8 @@ Then, alternating the two tables round by round so drift on the machine hits bot
 
 * Python: ``--inserts`` single-row ``INSERT`` statements in autocommit (one transaction each, the
   worst case for a per-statement trigger), through psycopg 3;
+* server: the same number of single-row INSERTs in a server-side loop (one transaction, no client):
+  the guard's own CPU cost per statement, without the round trip that hides it;
 * pgbench (when installed): ``--clients`` clients running a one-line custom script (a single-row
   INSERT) for ``--pgbench-seconds`` each, prepared statements.
 
@@ -70,9 +72,21 @@ def python_round(conninfo: str, table: str, inserts: int) -> float:
         return inserts / (time.perf_counter() - started)
 
 
+def server_round(conninfo: str, table: str, inserts: int) -> float:
+    """Statements per second of ``inserts`` single-row INSERTs run by the server itself (a DO loop, one
+    transaction): no client or network time, so the guard's own cost stands out most."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        started = time.perf_counter()
+        conn.execute(
+            f"DO $$ BEGIN FOR i IN 1..{int(inserts)} LOOP "  # noqa: S608 - fixed benchmark table names
+            f"INSERT INTO {table} (note) VALUES ('server'); END LOOP; END $$"
+        )
+        return inserts / (time.perf_counter() - started)
+
+
 def pgbench_round(cluster: PostgresCluster, dbname: str, table: str, clients: int, seconds: int) -> float:
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
-        script.write(f"INSERT INTO {table} (note) VALUES ('pgbench');\n")
+        script.write(f"INSERT INTO {table} (note) VALUES ('pgbench');\n")  # noqa: S608 - fixed benchmark table names
     result = subprocess.run(
         [
             "pgbench",
@@ -122,15 +136,15 @@ def main(argv: list[str] | None = None) -> int:
             target_guard.install_guard(conn, QualifiedName("public", "guarded"))
         results: dict[str, Any] = {
             "python": {"plain": [], "guarded": []},
+            "server": {"plain": [], "guarded": []},
             "pgbench": {"plain": [], "guarded": []},
         }
         use_pgbench = args.pgbench_seconds > 0 and shutil.which("pgbench") is not None
-        python_statements = 0
         for round_no in range(args.rounds):
             order = ("plain", "guarded") if round_no % 2 == 0 else ("guarded", "plain")
             for table in order:
                 results["python"][table].append(python_round(conninfo, table, args.inserts))
-                python_statements += args.inserts if table == "guarded" else 0
+                results["server"][table].append(server_round(conninfo, table, args.inserts))
                 if use_pgbench:
                     results["pgbench"][table].append(
                         pgbench_round(cluster, dbname, table, args.clients, args.pgbench_seconds)

@@ -9,7 +9,15 @@ import pytest
 from airflow_provider_confiture.core import verify
 from airflow_provider_confiture.core.loading import foreign_keys, load
 from airflow_provider_confiture.core.names import QualifiedName
-from tests.support.engine import RICH_DATA, RICH_DDL, as_the_migration, link_up, plan_for, rows, wait_for_stats
+from tests.support.engine import (
+    RICH_DATA,
+    RICH_DDL,
+    as_the_migration,
+    link_up,
+    plan_for,
+    rows,
+    wait_for_stats,
+)
 
 
 @pytest.fixture

@@ -16,7 +16,9 @@ replication subscriber). It calls ``_confiture.guard_write()``, which:
 * otherwise bumps the table's counter sequence (``nextval``: no row lock, so concurrent application
   writers never queue behind each other, and a sequence survives a restart and a statistics reset,
   which the ``pg_stat`` counters do not), and records the first and last write time (each a sequence
-  too, set with ``setval`` at most once per second).
+  too, set with ``setval``), touching them at most once per second per session: a session setting
+  remembers the second it last did, so the usual statement costs one ``nextval`` and two
+  ``current_setting`` calls (benchmarks/bench_guard.py measures it).
 
 Counters only ever grow. The load stores the counter's value it started from as the table's
 ``baseline`` (``_confiture.target_guard``), and resets the first/last times (``ALTER SEQUENCE ...
@@ -48,18 +50,22 @@ WRITER_SETTING = "confiture.writer"
 
 _FUNCTION_BODY = """
 DECLARE
-    at bigint;
+    at text;
 BEGIN
     IF current_setting('confiture.writer', true) = 'on' THEN
         RETURN NULL;
     END IF;
     PERFORM nextval(TG_ARGV[0]::regclass);
-    at := extract(epoch FROM statement_timestamp())::bigint;
-    IF pg_sequence_last_value(TG_ARGV[1]::regclass) IS NULL THEN
-        PERFORM setval(TG_ARGV[1]::regclass, at);
-    END IF;
-    IF coalesce(pg_sequence_last_value(TG_ARGV[2]::regclass), 0) < at THEN
-        PERFORM setval(TG_ARGV[2]::regclass, at);
+    -- The write times: touched at most once per second per session (TG_ARGV[3] remembers the second).
+    at := date_part('epoch', statement_timestamp())::bigint::text;
+    IF current_setting(TG_ARGV[3], true) IS DISTINCT FROM at THEN
+        PERFORM set_config(TG_ARGV[3], at, false);
+        IF pg_sequence_last_value(TG_ARGV[2]::regclass) IS NULL THEN
+            PERFORM setval(TG_ARGV[1]::regclass, at::bigint);
+        END IF;
+        IF coalesce(pg_sequence_last_value(TG_ARGV[2]::regclass), 0) < at::bigint THEN
+            PERFORM setval(TG_ARGV[2]::regclass, at::bigint);
+        END IF;
     END IF;
     RETURN NULL;
 END
@@ -232,6 +238,7 @@ def install_guard(conn: Connection, table: QualifiedName) -> bool:
         )
         row = (oid, *names, 0)
     args = [sql.Literal(_state_object(name)) for name in row[1:4]]
+    args.append(sql.Literal(f"confiture.{row[1]}_at"))  # the session's "times written this second"
     for _, schema, name in _unguarded_relations(conn, table):
         rel = sql.Identifier(schema, name)
         dbapi.execute(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import secrets
 import shutil
@@ -62,14 +63,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def python_round(conninfo: str, table: str, inserts: int) -> float:
-    """Statements per second of ``inserts`` single-row autocommit INSERTs."""
+def backend_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of a server backend (Linux /proc; None elsewhere). On a busy machine this
+    is steadier than wall time: other processes slow a statement down but do not add to its CPU."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def python_round(conninfo: str, table: str, inserts: int, cpu: dict[str, list[float]]) -> float:
+    """Statements per second of ``inserts`` single-row autocommit INSERTs (and, into ``cpu``, the
+    server CPU microseconds each took)."""
     statement = f"INSERT INTO {table} (note) VALUES (%s)"  # noqa: S608 - fixed benchmark table names
     with psycopg.connect(conninfo, autocommit=True) as conn:
+        pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        conn.execute(statement, ("warm-up",))
+        cpu_before = backend_cpu_seconds(pid)
         started = time.perf_counter()
         for i in range(inserts):
             conn.execute(statement, (f"row {i}",), prepare=True)
-        return inserts / (time.perf_counter() - started)
+        rate = inserts / (time.perf_counter() - started)
+        cpu_after = backend_cpu_seconds(pid)
+        if cpu_before is not None and cpu_after is not None:
+            cpu.setdefault(table, []).append((cpu_after - cpu_before) / inserts * 1e6)
+        return rate
 
 
 def server_round(conninfo: str, table: str, inserts: int) -> float:
@@ -139,11 +158,12 @@ def main(argv: list[str] | None = None) -> int:
             "server": {"plain": [], "guarded": []},
             "pgbench": {"plain": [], "guarded": []},
         }
+        cpu: dict[str, list[float]] = {}
         use_pgbench = args.pgbench_seconds > 0 and shutil.which("pgbench") is not None
         for round_no in range(args.rounds):
             order = ("plain", "guarded") if round_no % 2 == 0 else ("guarded", "plain")
             for table in order:
-                results["python"][table].append(python_round(conninfo, table, args.inserts))
+                results["python"][table].append(python_round(conninfo, table, args.inserts, cpu))
                 results["server"][table].append(server_round(conninfo, table, args.inserts))
                 if use_pgbench:
                     results["pgbench"][table].append(
@@ -166,6 +186,13 @@ def main(argv: list[str] | None = None) -> int:
             }
             print(
                 f"{kind:8s} plain {plain:10,.0f}/s  guarded {guarded:10,.0f}/s  ratio {guarded / plain:.3f}"
+            )
+        if cpu.get("plain") and cpu.get("guarded"):
+            plain_cpu, guarded_cpu = statistics.median(cpu["plain"]), statistics.median(cpu["guarded"])
+            summary["python_server_cpu_us"] = {"plain": plain_cpu, "guarded": guarded_cpu, "rounds": cpu}
+            print(
+                f"python   server CPU per autocommit INSERT: plain {plain_cpu:.1f} us, guarded "
+                f"{guarded_cpu:.1f} us (+{guarded_cpu - plain_cpu:.1f} us)"
             )
         # Every application statement counted (pgbench's too, when it ran): the guard did its job.
         expected = rows[0] if rows else 0

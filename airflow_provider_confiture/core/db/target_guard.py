@@ -186,15 +186,18 @@ def guard_installed(conn: Connection, table: QualifiedName) -> bool:
 
 
 def _ensure_function(conn: Connection) -> None:
-    exists = dbapi.fetch_value(
-        conn, "SELECT to_regprocedure(%s) IS NOT NULL", (_state_object(FUNCTION_NAME) + "()",)
+    """Create the trigger function, or bring one from an older version of this provider up to date."""
+    current = dbapi.fetch_value(
+        conn,
+        "SELECT p.prosrc FROM pg_proc p WHERE p.oid = to_regprocedure(%s)",
+        (_state_object(FUNCTION_NAME) + "()",),
     )
-    if exists:
+    if current == _FUNCTION_BODY:
         return
     dbapi.execute(
         conn,
         sql.SQL(
-            "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
+            "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
             "SET search_path = pg_catalog, pg_temp AS {}"
         ).format(_function(conn), sql.Literal(_FUNCTION_BODY)),
     )

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 AIRFLOW_VERSION ?= 3.3.2
 STAMP := $(VENV)/.installed
 
-.PHONY: venv postgres test lint demo bench bench-small clean
+.PHONY: venv postgres test lint demo bench bench-small bench-guard clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ bench: venv postgres  ## side-by-side benchmarks (full size): copy methods, then
 	$(BIN)/python benchmarks/bench.py --out bench-results.json
 	command -v pgcopydb >/dev/null 2>&1 || bash scripts/ensure-pgcopydb.sh
 	$(BIN)/python benchmarks/bench_many_tables.py --out bench-many-tables.json
+
+bench-guard: venv postgres  ## what the target guard costs an insert-heavy application (guarded vs plain table)
+	$(BIN)/python benchmarks/bench_guard.py --out bench-guard.json
 
 clean:
 	rm -rf $(VENV) .work

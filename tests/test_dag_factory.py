@@ -171,10 +171,20 @@ def test_full_run_dry_run_tables_param_rerun_and_cleanup(migration, source_db, t
     migrate = xcom(run, "table.migrate", 0)
     assert migrate["dry_run"] is True and migrate["statements"]
 
-    # 3. tables param (with strategy copy, no checksum): only tags is re-synced; users keeps its changed row
+    # The dry run reports the rows changed on the target (not by the migration) without failing.
+    written = {t["label"]: t["target_writes"] for t in xcom(run, "analyze", key="analysis")["tables"]}
+    assert written["tags"]["statements"] == written["users"]["statements"] == 1 and written["posts"] is None
+
+    # 3. tables param (with strategy copy, no checksum, overwriting the changed row on purpose): only
+    # tags is re-synced; users keeps its changed row
     run = run_dag(
         build(migration, "dagf_life"),
-        run_conf={"tables": ["tags"], "strategy": "copy", "skip_checksum": True},
+        run_conf={
+            "tables": ["tags"],
+            "strategy": "copy",
+            "skip_checksum": True,
+            "overwrite_target_writes": True,
+        },
     )
     assert run.state == "success", run.state
     assert states(run, "table.migrate") == {"tags": "success"}
@@ -184,9 +194,10 @@ def test_full_run_dry_run_tables_param_rerun_and_cleanup(migration, source_db, t
     assert target_db.execute("SELECT name FROM tags WHERE id = 1") == [("t1",)]
     assert target_db.execute("SELECT email FROM users WHERE id = 7") == [("x",)]
 
-    # 4. a second full run re-syncs everything and ends green (idempotent)
+    # 4. a second full run re-syncs everything and ends green (idempotent), once told that the changed
+    # users row may be overwritten (test_rerun_after_the_application_wrote_* shows the refusal)
     dag = build(migration, "dagf_life")
-    run = run_dag(dag)
+    run = run_dag(dag, run_conf={"overwrite_target_writes": True})
     assert run.state == "success", run.state
     assert target_db.execute("SELECT email FROM users WHERE id = 7") == [("e7",)]
     assert target_db.execute("SELECT count(*), count(DISTINCT id) FROM users") == [(3000, 3000)]
@@ -199,6 +210,59 @@ def test_full_run_dry_run_tables_param_rerun_and_cleanup(migration, source_db, t
     assert run.state == "success", run.state
     assert target_db.execute("SELECT count(*) FROM pg_foreign_server") == [(0,)]
     assert target_db.execute("SELECT count(*) FROM users") == [(3000,)]
+
+
+def test_rerun_after_the_application_wrote_fails_at_analyze_and_loses_nothing(
+    migration, source_db, target_db, run_dag, capfd
+):
+    """The issue's reproduction: migrate, let the application write to the new database, run the
+    migration DAG again. The run fails at analyze naming the written tables, before any table task
+    starts, and the application's rows are still there. Overwriting takes the run param (which wins
+    over the factory's default)."""
+    dag = build(migration, "dagf_guard")
+    assert run_dag(dag).state == "success"
+    # The application, cut over: a new user (its own role), a post edited, a tag deleted.
+    role, password = f"app_{migration['tag']}", "app-pw"
+    target_db.cluster.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    try:
+        target_db.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
+        import psycopg
+
+        with psycopg.connect(target_db.conninfo(user=role, password=password), autocommit=True) as app:
+            app.execute("INSERT INTO users VALUES (5001, 'written after cutover', 'new@app')")
+            app.execute("UPDATE posts SET body = 'edited in the app' WHERE id = 3")
+            app.execute("DELETE FROM tags WHERE id = 40")
+        after_cutover = {t: snapshot(target_db, t) for t in ("users", "posts", "tags")}
+
+        capfd.readouterr()
+        run = run_dag(build(migration, "dagf_guard"))
+        log = capfd.readouterr().out
+        assert run.state == "failed", run.state
+        tis = task_instances(run)
+        assert tis[("analyze", -1)].state == "failed"
+        assert tis[("analyze", -1)].try_number == 1  # not retryable: nothing changes between attempts
+        assert not any(t.startswith("table.") and ti.state == "success" for (t, _), ti in tis.items())
+        assert "these tables have taken writes that are not the migration's since their last load" in log
+        assert "public.posts: 1 write statement" in log or "posts: 1 write statement" in log
+        assert "overwrite_target_writes" in log
+        assert {t: snapshot(target_db, t) for t in ("users", "posts", "tags")} == after_cutover
+        assert foreign_keys(target_db) == [("posts", "posts_user_id_fkey", True)]  # prepare never ran
+
+        # The factory says overwrite (a rehearsal target), the run param says no: the run param wins.
+        run = run_dag(
+            build(migration, "dagf_guard", overwrite_target_writes=True),
+            run_conf={"overwrite_target_writes": False},
+        )
+        assert run.state == "failed"
+        assert {t: snapshot(target_db, t) for t in ("users", "posts", "tags")} == after_cutover
+        # Its default applies otherwise: overwritten on purpose, back to the source's data.
+        run = run_dag(build(migration, "dagf_guard", overwrite_target_writes=True))
+        assert run.state == "success", run.state
+        assert target_db.execute("SELECT count(*) FROM users WHERE id = 5001") == [(0,)]
+        assert target_db.execute("SELECT count(*) FROM tags") == [(40,)]
+    finally:
+        target_db.execute(f"DROP OWNED BY {role}")
+        target_db.cluster.execute(f"DROP ROLE {role}")
 
 
 def test_failed_table_makes_run_red_and_repairs_alone(migration, source_db, target_db, run_dag):
@@ -259,8 +323,16 @@ def test_invalid_params_are_refused(migration, target_db, run_dag):
         "copy_threshold_rows": 10_000,
         "dry_run": False,
         "skip_checksum": False,
+        "overwrite_target_writes": False,
     }
-    for name in ("tables", "strategy", "copy_threshold_rows", "dry_run", "skip_checksum"):
+    for name in (
+        "tables",
+        "strategy",
+        "copy_threshold_rows",
+        "dry_run",
+        "skip_checksum",
+        "overwrite_target_writes",
+    ):
         param = dag.params.get_param(name)
         assert param.schema.get("title") and param.description, name
     good = {"tables": ["users", "tags"], "strategy": "copy", "copy_threshold_rows": 0, "dry_run": True}
@@ -275,6 +347,7 @@ def test_invalid_params_are_refused(migration, target_db, run_dag):
         {"tables": [""]},
         {"dry_run": "maybe"},
         {"skip_checksum": 1},
+        {"overwrite_target_writes": "yes"},
     ]
     for conf in bad:
         params = copy.deepcopy(dag.params)
@@ -423,7 +496,14 @@ def test_task_group_embeds_the_migration_in_a_larger_dag(migration, target_db, r
         group = create_schema_to_schema_task_group("migration", **options)
         after = EmptyOperator(task_id="after")
         before >> group >> after
-    assert set(dag.params) == {"tables", "strategy", "copy_threshold_rows", "dry_run", "skip_checksum"}
+    assert set(dag.params) == {
+        "tables",
+        "strategy",
+        "copy_threshold_rows",
+        "dry_run",
+        "skip_checksum",
+        "overwrite_target_writes",
+    }
     assert {"migration.setup", "migration.table.migrate", "migration.summary"} <= set(dag.task_ids)
     run = run_dag(dag)
     assert run.state == "success", run.state

@@ -74,6 +74,14 @@ class MigrationError(ConfitureError):
     """Loading a table failed; the table's transaction was rolled back (the table is untouched)."""
 
 
+class TargetWrittenError(MigrationError):
+    """A target table took writes that are not the migration's since its last load (the application
+    is using the new database): reloading it would destroy them. Raised before anything changes;
+    ``overwrite_target_writes`` overwrites on purpose (rehearsal targets)."""
+
+    retryable = False
+
+
 class VerificationError(ConfitureError):
     """Source and target differ after migration (reloading the table, not retrying verify, fixes it)."""
 

@@ -53,6 +53,7 @@ def create_schema_to_schema_dag(
     fdw_dbname: str | None = None,
     fdw_server_name: str = link.DEFAULT_SERVER,
     fdw_server_options: dict[str, str | int] | None = None,
+    overwrite_target_writes: bool = False,
     schedule: Any = None,
     default_args: dict[str, Any] | None = None,
     create_cleanup_dag: bool = True,
@@ -79,7 +80,13 @@ def create_schema_to_schema_dag(
     kwargs.setdefault("catchup", False)
     kwargs.setdefault("doc_md", migration_doc_md(dag_id, options, cleanup_dag_id))
     kwargs.setdefault("description", f"Schema-to-schema migration {source_conn_id} -> {target_conn_id}")
-    run_params = dict(params.migration_params(options.strategy, options.copy_threshold_rows))
+    run_params = dict(
+        params.migration_params(
+            options.strategy,
+            options.copy_threshold_rows,
+            overwrite_target_writes=options.overwrite_target_writes,
+        )
+    )
     run_params.update(kwargs.pop("params", None) or {})
     with DAG(
         dag_id, schedule=schedule, default_args=dict(default_args or {}), params=run_params, **kwargs
@@ -103,8 +110,8 @@ def create_schema_to_schema_task_group(group_id: str, **options_and_group_kwargs
     """The same migration as a TaskGroup, to embed in a larger DAG (call it inside ``with DAG(...)``).
 
     Options are those of :func:`create_schema_to_schema_dag` (:class:`MigrationOptions`); any other
-    keyword goes to ``TaskGroup``. The five run params (``tables``, ``strategy``,
-    ``copy_threshold_rows``, ``dry_run``, ``skip_checksum``) are added to the enclosing DAG unless it
+    keyword goes to ``TaskGroup``. The six run params (``tables``, ``strategy``,
+    ``copy_threshold_rows``, ``dry_run``, ``skip_checksum``, ``overwrite_target_writes``) are added to the enclosing DAG unless it
     defines them already (its own definitions win; two migrations in one DAG share them). No cleanup
     DAG is built: use :func:`create_schema_to_schema_cleanup_dag`. Give the enclosing DAG
     ``max_active_runs=1`` (the per-table lock already keeps two runs from writing one table).
@@ -120,7 +127,14 @@ def create_schema_to_schema_task_group(group_id: str, **options_and_group_kwargs
             "create_schema_to_schema_task_group must be called inside a `with DAG(...)` block (or given dag=)"
         )
     options = MigrationOptions.from_kwargs(values)
-    params.add_missing_params(dag, params.migration_params(options.strategy, options.copy_threshold_rows))
+    params.add_missing_params(
+        dag,
+        params.migration_params(
+            options.strategy,
+            options.copy_threshold_rows,
+            overwrite_target_writes=options.overwrite_target_writes,
+        ),
+    )
     group_kwargs.setdefault(
         "tooltip", f"Schema-to-schema migration {options.source_conn_id} -> {options.target_conn_id}"
     )

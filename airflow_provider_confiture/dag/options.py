@@ -54,6 +54,9 @@ class MigrationOptions:
     :param fdw_server_name: name of the foreign server on the target.
     :param fdw_server_options: server options of the link set or overridden (paths are on the
         *target server*); the TLS settings of the connections' extras are carried over without it.
+    :param overwrite_target_writes: default of the ``overwrite_target_writes`` run param: reload tables
+        that took writes not the migration's since their last load (rehearsal targets only). Off: such
+        a run fails at analyze, listing the tables, before anything changes.
     """
 
     mapping_path: str | os.PathLike[str] | None
@@ -75,6 +78,7 @@ class MigrationOptions:
     fdw_dbname: str | None = None
     fdw_server_name: str = link.DEFAULT_SERVER
     fdw_server_options: dict[str, str | int] | None = None
+    overwrite_target_writes: bool = False
 
     # Derived when built (not options).
     mapping: planning.Mapping = field(init=False, repr=False)
@@ -85,6 +89,10 @@ class MigrationOptions:
             raise OptionsError(
                 f"strategy {self.strategy!r} is not valid: use one of {', '.join(planning.STRATEGIES)}"
                 f"{did_you_mean(self.strategy, planning.STRATEGIES)}"
+            )
+        if not isinstance(self.overwrite_target_writes, bool):
+            raise OptionsError(
+                f"overwrite_target_writes must be True or False, not {self.overwrite_target_writes!r}"
             )
         for name in ("table_retries", "split_threshold_rows", "rows_per_part", "copy_threshold_rows"):
             value = getattr(self, name)

@@ -22,7 +22,8 @@ STRATEGY = "strategy"
 COPY_THRESHOLD_ROWS = "copy_threshold_rows"
 DRY_RUN = "dry_run"
 SKIP_CHECKSUM = "skip_checksum"
-NAMES = (TABLES, STRATEGY, COPY_THRESHOLD_ROWS, DRY_RUN, SKIP_CHECKSUM)
+OVERWRITE_TARGET_WRITES = "overwrite_target_writes"
+NAMES = (TABLES, STRATEGY, COPY_THRESHOLD_ROWS, DRY_RUN, SKIP_CHECKSUM, OVERWRITE_TARGET_WRITES)
 
 #: Templates handing each param to an operator's templated field.
 TABLES_TEMPLATE = "{{ params.tables | join(',') if params.tables else '' }}"
@@ -30,12 +31,15 @@ STRATEGY_TEMPLATE = "{{ params.strategy }}"
 COPY_THRESHOLD_TEMPLATE = "{{ params.copy_threshold_rows }}"
 DRY_RUN_TEMPLATE = "{{ params.dry_run }}"
 CHECKSUM_TEMPLATE = "{{ not params.skip_checksum }}"
+OVERWRITE_TARGET_WRITES_TEMPLATE = "{{ params.overwrite_target_writes }}"
 #: Label of a mapped per-table task instance in the UI: the table name, or ``table [k/n]`` for a part.
 UNIT_LABEL_TEMPLATE = "{{ task.unit['label'] if task.unit is mapping else '' }}"
 
 
-def migration_params(strategy: str = "auto", copy_threshold_rows: int = 10_000) -> dict[str, Param]:
-    """The five params of a migration run, with the factory's arguments (validated by
+def migration_params(
+    strategy: str = "auto", copy_threshold_rows: int = 10_000, *, overwrite_target_writes: bool = False
+) -> dict[str, Param]:
+    """The six params of a migration run, with the factory's arguments (validated by
     :class:`~airflow_provider_confiture.dag.options.MigrationOptions`) as defaults."""
     return {
         TABLES: Param(
@@ -83,6 +87,16 @@ def migration_params(strategy: str = "auto", copy_threshold_rows: int = 10_000) 
             description=(
                 "Verify row counts only, not content checksums (faster on very large tables; a "
                 "changed value then goes unnoticed)."
+            ),
+        ),
+        OVERWRITE_TARGET_WRITES: Param(
+            overwrite_target_writes,
+            type="boolean",
+            title="Overwrite target writes",
+            description=(
+                "Reload tables even though something other than the migration (the application, after "
+                "cutover) wrote to them since their last load; those writes are lost. Off: the run "
+                "fails at analyze listing such tables, and nothing changes. Only for rehearsal targets."
             ),
         ),
     }

@@ -8,6 +8,8 @@ Shape of a run::
 * ``setup`` creates the target database, applies the DDL once and links it to the source (postgres_fdw).
 * ``analyze`` plans and validates every table (no data moves) and returns the load units: one per
   table, or one per key range ``table [k/n]`` for tables of at least ``split_threshold_rows`` rows.
+  It fails, listing them, when target tables took writes that are not the migration's since their
+  last load (the application uses the new database), unless ``overwrite_target_writes``.
 * ``prepare`` sets aside the foreign keys touching the migrated tables, so tables load in any order.
 * ``table`` is a task group mapped over the units: ``migrate`` loads the unit in one transaction
   (complete or untouched), then ``verify`` compares it with the source. Each instance is labelled in
@@ -52,6 +54,7 @@ RUN_PARAMS: dict[str, str] = {
     "copy_threshold_rows": params.COPY_THRESHOLD_TEMPLATE,
     "tables": params.TABLES_TEMPLATE,
     "dry_run": params.DRY_RUN_TEMPLATE,
+    "overwrite_target_writes": params.OVERWRITE_TARGET_WRITES_TEMPLATE,
 }
 
 

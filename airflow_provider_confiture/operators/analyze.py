@@ -7,13 +7,14 @@ per-table task instance) and pushes the whole analysis under the XCom key ``anal
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_confiture.core import planning
 from airflow_provider_confiture.core.db import catalog
 from airflow_provider_confiture.core.link import target_database
 from airflow_provider_confiture.hooks import connections
-from airflow_provider_confiture.operators.base import ConfitureBaseOperator
+from airflow_provider_confiture.operators.base import ConfitureBaseOperator, as_bool
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -31,18 +32,29 @@ class AnalyzeOperator(ConfitureBaseOperator):
 
     :param split_threshold_rows: split tables with at least this many rows into key ranges (0 = never).
     :param rows_per_part: target rows per key range.
+    :param overwrite_target_writes: do not fail when target tables took writes that are not the
+        migration's since their last load (they are shown in the analysis either way; a dry run only
+        warns). For rehearsal targets only. (templated)
     """
+
+    template_fields: Sequence[str] = (*ConfitureBaseOperator.template_fields, "overwrite_target_writes")
 
     def __init__(
         self,
         *,
         split_threshold_rows: int = planning.DEFAULT_SPLIT_THRESHOLD_ROWS,
         rows_per_part: int = planning.DEFAULT_ROWS_PER_PART,
+        overwrite_target_writes: bool | str = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.split_threshold_rows = split_threshold_rows
         self.rows_per_part = rows_per_part
+        self.overwrite_target_writes = overwrite_target_writes
+
+    def convert_rendered_fields(self) -> None:
+        super().convert_rendered_fields()
+        self.overwrite_target_writes = as_bool(self.overwrite_target_writes)
 
     def _not_set_up(self) -> str | None:
         """Why a dry run cannot analyze yet (the target is built by setup's first real run), or None."""
@@ -78,6 +90,21 @@ class AnalyzeOperator(ConfitureBaseOperator):
                 require_link=not self.dry_run,
             )
         self.log.info("\n%s", analysis.render())
+        written = analysis.written_tables()
+        if written and self.dry_run:
+            self.log.warning(
+                "Dry run: %d table(s) took writes that are not the migration's since their last load; a "
+                "real run fails here unless overwrite_target_writes: %s",
+                len(written),
+                ", ".join(written),
+            )
+        elif written and self.overwrite_target_writes:
+            self.log.warning(
+                "overwrite_target_writes: the writes to %s since their last load will be overwritten",
+                ", ".join(written),
+            )
+        elif written:
+            analysis.refuse_target_writes()
         return analysis.to_dict()
 
 

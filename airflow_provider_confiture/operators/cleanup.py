@@ -42,11 +42,13 @@ class CleanupOperator(StepOperator):
         with connections.connect(self.target_conn_id) as conn:
             report = link.cleanup(conn, self.fdw_server_name, keep_state=as_bool(self.keep_state))
         self.log.info(
-            "Removed server %s, %d foreign tables, user mappings for %s, schemas %s; extension %s",
+            "Removed server %s, %d foreign tables, user mappings for %s, schemas %s; extension %s; "
+            "target guard removed from %s",
             report["server"],
             len(report["foreign_tables"]),
             report["user_mappings"] or "none",
             report["schemas"] or "none",
             report["extension"],
+            ", ".join(report["guards_removed"]) or "no table",
         )
         return report

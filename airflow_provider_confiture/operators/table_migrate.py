@@ -37,6 +37,9 @@ class TableMigrateOperator(ConfitureBaseOperator):
     :param stall_timeout: seconds without progress before the copy is aborted.
     :param fdw_timeout: seconds an FDW load may take (default: 30x its estimate, at least 15 minutes).
     :param progress_interval: seconds between progress log lines.
+    :param overwrite_target_writes: reload the table even though something other than the migration
+        (the application, after cutover) wrote to it since its last load; off, such a load refuses
+        and changes nothing. For rehearsal targets only. (templated)
     """
 
     template_fields: Sequence[str] = (
@@ -47,6 +50,7 @@ class TableMigrateOperator(ConfitureBaseOperator):
         "target_table",
         "columns",
         "where",
+        "overwrite_target_writes",
     )
 
     def __init__(
@@ -64,6 +68,7 @@ class TableMigrateOperator(ConfitureBaseOperator):
         stall_timeout: float = 600.0,
         fdw_timeout: float | None = None,
         progress_interval: float = 10.0,
+        overwrite_target_writes: bool | str = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -79,6 +84,11 @@ class TableMigrateOperator(ConfitureBaseOperator):
         self.stall_timeout = stall_timeout
         self.fdw_timeout = fdw_timeout
         self.progress_interval = progress_interval
+        self.overwrite_target_writes = overwrite_target_writes
+
+    def convert_rendered_fields(self) -> None:
+        super().convert_rendered_fields()
+        self.overwrite_target_writes = as_bool(self.overwrite_target_writes)
 
     def _mapping_and_table(self) -> tuple[planning.Mapping, str]:
         if self.source_table or self.target_table:
@@ -101,6 +111,7 @@ class TableMigrateOperator(ConfitureBaseOperator):
             progress_interval=float(self.progress_interval),
             stall_timeout=float(self.stall_timeout),
             fdw_timeout=float(self.fdw_timeout) if self.fdw_timeout is not None else None,
+            overwrite_target_writes=as_bool(self.overwrite_target_writes),
         )
 
     @contextlib.contextmanager
@@ -153,6 +164,15 @@ class TableMigrateOperator(ConfitureBaseOperator):
                 before_load=announce,
             )
         result = done.result
+        if result.target_writes:
+            self.log.warning(
+                "%s: written since its last load, not by the migration: %s%s",
+                done.label,
+                result.target_writes["detail"],
+                " (overwritten on purpose: overwrite_target_writes)"
+                if not self.dry_run
+                else "; a real run refuses to load it unless overwrite_target_writes",
+            )
         if self.dry_run:
             self.log.info(
                 "Dry run: %s would load with strategy %s:\n%s",

@@ -190,6 +190,7 @@ def test_user_triggers_do_not_rewrite_rows_and_stay_enabled(source_db, target_db
         ("a_rewrite", "O"),
         ("b_audit", "O"),
         ("c_always", "A"),
+        ("confiture_guard", "A"),  # the target guard, installed by the load (core/db/target_guard.py)
         ("d_off", "D"),
     ]
     # still in force for the application

@@ -9,7 +9,15 @@ import pytest
 from airflow_provider_confiture.core import verify
 from airflow_provider_confiture.core.loading import foreign_keys, load
 from airflow_provider_confiture.core.names import QualifiedName
-from tests.support.engine import RICH_DATA, RICH_DDL, link_up, plan_for, rows, wait_for_stats
+from tests.support.engine import (
+    RICH_DATA,
+    RICH_DDL,
+    as_the_migration,
+    link_up,
+    plan_for,
+    rows,
+    wait_for_stats,
+)
 
 
 @pytest.fixture
@@ -75,7 +83,7 @@ DEFECTS = {
 def test_any_difference_is_caught(loaded, target_db, defect):
     src, tgt, plans = loaded
     statement, expected = DEFECTS[defect]
-    target_db.execute(statement)
+    as_the_migration(target_db, statement)  # a wrong load; the application's writes: test_target_guard
     table = "moods" if "moods" in statement else "rich"
     check = verify.verify_table(src, tgt, plans[table])
     assert check.status == verify.MISMATCH and not check.ok, check

@@ -99,6 +99,13 @@ def link_up(
     return result
 
 
+def as_the_migration(db: Any, statement: str) -> None:
+    """Run ``statement`` on ``db`` as one of the migration's own writes (a load that went wrong), which
+    the target guard does not count: for tests of a target that is wrong without anyone writing to it.
+    A write without this is an outsider's (the application's), reported as ``target written``."""
+    db.execute(f"SELECT set_config('confiture.writer', 'on', true); {statement}")
+
+
 def rows(db: Any, query: str | sql.Composable, params: Any = None) -> list[tuple]:
     return db.execute(query, params) or []
 

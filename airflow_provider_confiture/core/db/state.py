@@ -2,7 +2,8 @@
 
 State lives next to the data it describes, so any worker (and a re-run days later) sees the same
 facts: which DDL files were applied, which foreign keys are deferred until the load ends, what each
-table's last load saw on the source, and whether setup created the postgres_fdw extension (cleanup
+table's last load saw on the source, the guard on each migrated table (``target_guard``: has anyone
+else written to it since?), and whether setup created the postgres_fdw extension (cleanup
 drops it only then). Cleanup removes the schema when the migration is finished.
 """
 
@@ -33,6 +34,13 @@ _DDL = [
         PRIMARY KEY (table_schema, table_name, part))""",
     """CREATE TABLE IF NOT EXISTS {s}.setting (
         name text PRIMARY KEY, value text NOT NULL)""",
+    # The target guard of each migrated table (core/db/target_guard.py): its trigger's sequences and
+    # the counter value its last load started from (writes beyond it are not the migration's).
+    """CREATE TABLE IF NOT EXISTS {s}.target_guard (
+        table_schema text NOT NULL, table_name text NOT NULL, table_oid oid NOT NULL,
+        counter_sequence text NOT NULL, first_sequence text NOT NULL, last_sequence text NOT NULL,
+        baseline bigint NOT NULL DEFAULT 0, installed_at timestamptz NOT NULL DEFAULT now(),
+        loaded_at timestamptz, PRIMARY KEY (table_schema, table_name))""",
 ]
 
 

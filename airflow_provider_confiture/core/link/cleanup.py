@@ -2,7 +2,8 @@
 
 It drops exactly what setup made: the foreign tables of our server, the foreign schemas setup
 created (only when empty afterwards), the user mappings and the server, the extension only if setup
-created it, and the bookkeeping schema. It never cascades: if a user built a view (or anything else)
+created it, the target guard (triggers on the migrated tables, their sequences, the trigger
+function) and the bookkeeping schema. It never cascades: if a user built a view (or anything else)
 on a foreign table, cleanup refuses and names the objects (a ``DROP SCHEMA ... CASCADE`` would silently drop them). It never connects to the source.
 """
 
@@ -12,7 +13,7 @@ from typing import Any
 
 from psycopg import sql
 
-from airflow_provider_confiture.core.db import dbapi, state
+from airflow_provider_confiture.core.db import dbapi, state, target_guard
 from airflow_provider_confiture.core.db.dbapi import Connection
 from airflow_provider_confiture.core.errors import CleanupError
 
@@ -110,6 +111,8 @@ def cleanup(conn: Connection, server: str | None = None, *, keep_state: bool = F
         if not others:
             dbapi.execute(conn, "DROP EXTENSION postgres_fdw")
             report["extension"] = "dropped"
+    # The target guard: the migration is over, the application owns the tables now.
+    report["guards_removed"] = target_guard.remove_guards(conn)
     if not keep_state and state.state_schema_exists(conn):
         dbapi.execute(conn, sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(state.STATE_SCHEMA)))
         report["state_schema"] = "dropped"

@@ -3,7 +3,9 @@
 * Foreign keys on or referencing the table (TRUNCATE refuses otherwise): dropped, re-added NOT VALID
   (in force for new rows; the finalize step validates them once every table is loaded).
 * Enabled user triggers: disabled, so audit or "updated_at" triggers do not rewrite migrated rows,
-  then re-enabled in their original mode.
+  then re-enabled in their original mode. The target guard's trigger (``confiture_guard``) stays as it
+  is: the load marks its writes as its own instead (``target_guard.mark_own_writes``), so the guard
+  never has a moment off while the application may write.
 * Indexes and the constraints they back (primary key, unique, exclusion): dropped and rebuilt after
   the data with the same names and definitions; a sorted bulk build is much faster than maintaining
   each index row by row.
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 
 from psycopg import sql
 
-from airflow_provider_confiture.core.db import catalog, dbapi
+from airflow_provider_confiture.core.db import catalog, dbapi, target_guard
 from airflow_provider_confiture.core.db.dbapi import Connection
 from airflow_provider_confiture.core.loading.foreign_keys import (
     add_foreign_key,
@@ -52,7 +54,11 @@ def set_aside(conn: Connection, table: QualifiedName, *, foreign_keys: bool, ind
             aside.indexes = catalog.indexes(conn, table)
     for fk in aside.foreign_keys:
         drop_foreign_key(conn, fk.table, fk.name)
-    aside.triggers = [t for t in catalog.user_triggers(conn, table) if t.enabled != "D"]
+    aside.triggers = [
+        t
+        for t in catalog.user_triggers(conn, table)
+        if t.enabled != "D" and t.name != target_guard.TRIGGER_NAME
+    ]
     for trig in aside.triggers:
         dbapi.execute(
             conn,

@@ -5,6 +5,10 @@ range) and fills it in the same transaction, so a failure, a kill or a retry can
 written or duplicated. The source is read in one REPEATABLE READ, READ ONLY transaction (one
 consistent snapshot), and nothing is ever written to it.
 
+Before emptying a table the load checks its target guard (:mod:`core.db.target_guard`, installed on
+the first load): if anything but the migration wrote to it since its last load, the load refuses
+(TargetWrittenError) unless ``overwrite_target_writes``; its own writes are marked as such.
+
 Strategies:
 
 * ``copy``: ``COPY (SELECT ...) TO STDOUT`` runs on the source itself and is streamed block by block
@@ -27,9 +31,9 @@ import psycopg
 import psycopg2
 from psycopg import sql
 
-from airflow_provider_confiture.core.db import catalog, dbapi, sqlstate, state
+from airflow_provider_confiture.core.db import catalog, dbapi, sqlstate, state, target_guard
 from airflow_provider_confiture.core.db.dbapi import Connection
-from airflow_provider_confiture.core.errors import MigrationError
+from airflow_provider_confiture.core.errors import MigrationError, TargetWrittenError
 from airflow_provider_confiture.core.loading import guards, sequences
 from airflow_provider_confiture.core.loading.copy_stream import stream_copy
 from airflow_provider_confiture.core.planning import estimates, statements
@@ -50,6 +54,9 @@ class LoadOptions:
     #: if even the cancel cannot get through. None = 30x the estimated time, at least 15 minutes.
     fdw_timeout: float | None = None
     maintenance_work_mem: str | None = "512MB"
+    #: Reload a table even though something other than the migration wrote to it since its last load
+    #: (the target guard, core/db/target_guard.py). Off: such a load refuses, changing nothing.
+    overwrite_target_writes: bool = False
 
 
 @dataclass
@@ -66,6 +73,9 @@ class LoadResult:
     sequences: list[str] = field(default_factory=list)
     dry_run: bool = False
     statements: list[str] = field(default_factory=list)
+    #: Writes from outside the migration since the last load (TargetWrites.to_dict): what this load
+    #: overwrote on purpose, or, in a dry run, what would make it refuse.
+    target_writes: dict[str, Any] | None = None
 
     @property
     def rows_per_second(self) -> float:
@@ -135,6 +145,9 @@ def load_table(
     dbapi.use_deterministic_output(target_conn)
     dbapi.use_deterministic_output(source_conn)
     try:
+        # Its own short transaction, committed: parallel loads of a table's ranges never race on it.
+        target_guard.install_guard(target_conn, plan.target)
+        target_guard.mark_own_writes(target_conn)
         dbapi.execute(
             target_conn, sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(options.lock_timeout))
         )
@@ -167,6 +180,16 @@ def load_table(
             "WHERE n.nspname = %s AND c.relname = %s",
             (plan.target.schema, plan.target.name),
         )
+        # Under the table's lock, before anything changes: has anyone else written to it?
+        guard = target_guard.guard_state(target_conn, plan.target)
+        overwritten = guard.writes if guard else None
+        if overwritten and not options.overwrite_target_writes:
+            raise TargetWrittenError(target_guard.refusal({str(plan.target): overwritten.describe()}))
+        if overwritten:
+            say(
+                f"{plan.label}{' ' + part if part else ''}: overwriting on purpose (overwrite_target_writes) "
+                f"{overwritten.describe()} that were not the migration's"
+            )
         # A partitioned table's indexes are not rebuilt: their definitions read "ON ONLY" the parent,
         # and replaying them would leave an invalid parent index and no index on the partitions.
         aside = guards.set_aside(
@@ -230,6 +253,10 @@ def load_table(
         guards.put_back(target_conn, plan.target, aside)
         result.sequences = sequences.sync_sequences(target_conn, plan.target)
         result.seconds = time.monotonic() - started
+        if guard is not None:
+            target_guard.record_load(target_conn, plan.target, guard.counter)
+        if overwritten:
+            result.target_writes = overwritten.to_dict()
         if state.state_schema_exists(target_conn):
             state.record_table_load(
                 target_conn,

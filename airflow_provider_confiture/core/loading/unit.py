@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from airflow_provider_confiture.core.db import dbapi, target_guard
 from airflow_provider_confiture.core.db.dbapi import Connection
 from airflow_provider_confiture.core.loading.load import LoadOptions, LoadResult, load_table, statements_for
 from airflow_provider_confiture.core.planning.analyze import decide_strategy
@@ -46,7 +47,8 @@ def load_unit(
     rows_probe_factory: Callable[[int], Callable[[], int | None]] | None = None,
     before_load: Callable[[TablePlan, Strategy], None] | None = None,
 ) -> UnitLoad:
-    """Plan ``table``, decide its strategy and load it (``dry_run``: only the statements).
+    """Plan ``table``, decide its strategy and load it (``dry_run``: only the statements, and the
+    writes from outside the migration a real load would refuse to overwrite).
 
     ``before_load`` is called once the plan and strategy are known and before any data moves (the
     operator logs the plan's warnings and what is about to happen there).
@@ -59,6 +61,9 @@ def load_unit(
     if before_load is not None:
         before_load(plan, strategy)
     if dry_run:
+        # The finding a real load would refuse on, reported without failing.
+        written = target_guard.writes_since_load(target_conn, plan.target)
+        dbapi.safe_rollback(target_conn)
         result = LoadResult(
             str(plan.target),
             plan.key,
@@ -68,6 +73,7 @@ def load_unit(
             0.0,
             dry_run=True,
             statements=statements_for(plan, strategy, key_range),
+            target_writes=written.to_dict() if written else None,
         )
         return UnitLoad(plan, strategy, key_range, result)
     result = load_table(

@@ -1,5 +1,6 @@
 """Analyze step: per table, estimated rows and size, the strategy that will be used, an estimated
-time and warnings; and the list of load units (a whole table, or one key range of a large table)
+time, whether the target table took writes that are not the migration's since its last load (the
+target guard: a re-run would destroy them), and warnings; and the list of load units (a whole table, or one key range of a large table)
 that the DAG fans out over. Read-only on both databases.
 
 The strategy shown here is the one the load uses: both call :func:`decide_strategy`.
@@ -10,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_confiture.core.db import target_guard
 from airflow_provider_confiture.core.db.dbapi import Connection
 from airflow_provider_confiture.core.db.text_table import box_table
+from airflow_provider_confiture.core.errors import TargetWrittenError
 from airflow_provider_confiture.core.planning import estimates, ranges
 from airflow_provider_confiture.core.planning.mapping import Mapping
 from airflow_provider_confiture.core.planning.plan import (
@@ -46,6 +49,8 @@ class TableAnalysis:
     copy_format: str
     warnings: list[str] = field(default_factory=list)
     parts: list[KeyRangeDict] = field(default_factory=list)
+    #: Writes from outside the migration since the table's last load (TargetWrites.to_dict), or None.
+    target_writes: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -76,13 +81,20 @@ class Analysis:
                 t.strategy + (" ⚡" if t.strategy == Strategy.COPY else ""),
                 f"{len(t.parts)} parts" if t.parts else "1",
                 estimates.human_seconds(t.estimated_seconds),
+                f"WRITTEN ({t.target_writes['statements']:,})" if t.target_writes else "none",
             )
             for t in self.tables
         ]
         text = "Table Analysis:\n" + box_table(
-            ["Table", "Rows", "Size", "Strategy", "Tasks", "Est. Time"], rows
+            ["Table", "Rows", "Size", "Strategy", "Tasks", "Est. Time", "Target writes"], rows
         )
-        notes = [f"  {t.label}: {w}" for t in self.tables for w in t.warnings]
+        notes = [
+            f"  {t.label}: target written since its last load: {t.target_writes['detail']}; a reload would "
+            "destroy those writes"
+            for t in self.tables
+            if t.target_writes
+        ]
+        notes += [f"  {t.label}: {w}" for t in self.tables for w in t.warnings]
         notes += [f"  {name}: skipped, {why}" for name, why in self.skipped]
         if notes:
             text += "\nWarnings:\n" + "\n".join(notes)
@@ -94,6 +106,17 @@ class Analysis:
             "skipped": [list(s) for s in self.skipped],
             "units": self.units(),
         }
+
+    def written_tables(self) -> dict[str, str]:
+        """Tables written from outside the migration since their last load: label -> what was written."""
+        return {t.label: str(t.target_writes["detail"]) for t in self.tables if t.target_writes}
+
+    def refuse_target_writes(self) -> None:
+        """TargetWrittenError listing every table written since its last load (a scheduled or manual
+        re-run after cutover fails here, before any table task starts). Nothing when there are none."""
+        written = self.written_tables()
+        if written:
+            raise TargetWrittenError(target_guard.refusal(written, step="the migration"))
 
 
 def analyze(
@@ -120,6 +143,7 @@ def analyze(
             warnings.append("postgres_fdw link not set up yet: the FDW load statement was not checked")
         if not check.copy_capable:
             warnings.append(f"expressions only valid on the target ({check.copy_problem}): FDW strategy used")
+        written = target_guard.writes_since_load(target_conn, plan.target)
         parts: list[KeyRangeDict] = []
         if split_threshold_rows > 0 and plan.estimated_rows >= split_threshold_rows:
             count = max(2, -(-plan.estimated_rows // max(rows_per_part, 1)))
@@ -143,6 +167,7 @@ def analyze(
                 copy_format="binary" if plan.binary_copy else "text",
                 warnings=warnings,
                 parts=parts,
+                target_writes=written.to_dict() if written else None,
             )
         )
     return Analysis(out, result.skipped)

@@ -5,7 +5,9 @@ Per table (or key range): row count and an order-independent content checksum (c
 mapping's expressions and casts applied so that equal data gives equal text. One changed value, a
 missing row or an extra row changes the result. When the counts or checksums differ and the source's
 statistics show writes since the table was loaded, the table is reported as ``drift`` (the source
-moved on; re-run the table) rather than as corrupt; otherwise ``mismatch``.
+moved on; re-run the table) rather than as corrupt; when the target guard saw writes to the target
+table that are not the migration's, as ``target written`` (a reload would destroy them); otherwise
+``mismatch``.
 
 Whole-migration checks: foreign keys in force and validated, sequences ahead of their columns.
 """
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from airflow_provider_confiture.core.db import catalog, dbapi, state
+from airflow_provider_confiture.core.db import catalog, dbapi, state, target_guard
 from airflow_provider_confiture.core.db.dbapi import Connection
 from airflow_provider_confiture.core.loading import sequences
 from airflow_provider_confiture.core.loading.foreign_keys import foreign_key_report
@@ -37,9 +39,12 @@ class Status(StrEnum):
     MISMATCH = "mismatch"
     #: The target differs because the source moved on since the load (re-run the table, or catch up).
     DRIFT = "drift"
+    #: The target differs because something other than the migration (the application, after
+    #: cutover) wrote to it since its load: not an error a reload should "fix" (the target guard).
+    TARGET_WRITTEN = "target written"
 
 
-MATCH, MISMATCH, DRIFT = Status.MATCH, Status.MISMATCH, Status.DRIFT
+MATCH, MISMATCH, DRIFT, TARGET_WRITTEN = Status.MATCH, Status.MISMATCH, Status.DRIFT, Status.TARGET_WRITTEN
 
 
 @dataclass
@@ -156,8 +161,17 @@ def verify_table(
             parts.append(f"row count differs: source {source_rows:,}, target {target_rows:,}")
         elif checksum:
             parts.append("same row count but content differs (checksum)")
-        drift = _source_drift(source_conn, target_conn, plan, key_range)
-        if drift:
+        written = target_guard.writes_since_load(target_conn, plan.target)
+        dbapi.safe_rollback(target_conn)
+        drift = "" if written else _source_drift(source_conn, target_conn, plan, key_range)
+        if written:
+            status = TARGET_WRITTEN
+            parts.append(
+                f"target written: {written.describe()} since the load, not by the migration (the "
+                "application uses the new database?); a reload would destroy them. Reload only a "
+                "rehearsal target, with overwrite_target_writes"
+            )
+        elif drift:
             status = DRIFT
             parts.append(drift)
         else:

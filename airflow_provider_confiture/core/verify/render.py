@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from airflow_provider_confiture.core.db.text_table import box_table
-from airflow_provider_confiture.core.verify.checks import DRIFT, MATCH, MISMATCH, Status, TableCheck
+from airflow_provider_confiture.core.verify.checks import (
+    DRIFT,
+    MATCH,
+    MISMATCH,
+    TARGET_WRITTEN,
+    Status,
+    TableCheck,
+)
 
 
 def render_checks(checks: list[TableCheck]) -> str:
     rows = []
     for c in checks:
-        mark = {MATCH: "✓", DRIFT: "~", MISMATCH: "✗"}[Status(c.status)]
+        mark = {MATCH: "✓", DRIFT: "~", MISMATCH: "✗", TARGET_WRITTEN: "!"}[Status(c.status)]
         if c.status == MATCH and not c.sequences_ok:
             mark = "✗"
         rows.append(

@@ -44,7 +44,12 @@ def copy_select_item(col: ColumnPlan) -> sql.Composable:
     Types that may not exist on the source (user-defined) are not cast; they travel as text.
     """
     if col.builtin_type:
-        return sql.SQL("{}::{}").format(col.expression(), _type(col.target_base_type))
+        base = col.target_base_type
+        # format_type() without a modifier names bpchar "character", which as a cast means char(1)
+        # and would cut 'FR' to 'F': cast to bpchar (no length) and let the target apply char(n).
+        if base in ("character", "character[]"):
+            base = base.replace("character", "bpchar")
+        return sql.SQL("{}::{}").format(col.expression(), _type(base))
     return col.expression()
 
 

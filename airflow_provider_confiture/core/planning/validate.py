@@ -22,7 +22,7 @@ from airflow_provider_confiture.core.db import dbapi
 from airflow_provider_confiture.core.db.dbapi import Connection
 from airflow_provider_confiture.core.errors import PlanError
 from airflow_provider_confiture.core.names import QualifiedName
-from airflow_provider_confiture.core.planning import statements
+from airflow_provider_confiture.core.planning import joins, statements
 from airflow_provider_confiture.core.planning.plan import TablePlan
 
 
@@ -105,7 +105,7 @@ def validate_table(
 def _check_joins(target_conn: Connection, plan: TablePlan, at: str) -> None:
     """Explain the main table plus the first 1, 2, ... joins: the first that fails is the culprit."""
     for count, join in enumerate(plan.joins, start=1):
-        statement = sql.SQL("SELECT 1 FROM {}").format(statements.from_clause(plan, True, plan.joins[:count]))
+        statement = sql.SQL("SELECT 1 FROM {}").format(joins.from_clause(plan, True, plan.joins[:count]))
         problem = _explain(target_conn, statement)
         if problem is not None:
             raise PlanError(

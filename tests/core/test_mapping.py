@@ -544,7 +544,16 @@ def test_a_column_named_like_an_entry_key_needs_the_long_form():
 
 def test_constants():
     assert STRATEGIES == ("auto", "fdw", "copy")
-    assert ENTRY_KEYS == ("source_table", "target_table", "columns", "strategy", "where", "split_by")
+    assert ENTRY_KEYS == (
+        "source_table",
+        "target_table",
+        "columns",
+        "strategy",
+        "where",
+        "split_by",
+        "alias",
+        "joins",
+    )
 
 
 # ------------------------------------------------------------------------------- column strings

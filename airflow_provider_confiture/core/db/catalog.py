@@ -119,7 +119,7 @@ SELECT c.oid, n.nspname, c.relname, c.relkind,
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid
-WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+WHERE c.relkind = ANY(%s) AND NOT c.relispartition
   AND n.nspname = ANY(%s)
 """
 
@@ -144,9 +144,15 @@ GROUP BY con.conrelid
 """
 
 
-def read_catalog(conn: Connection, schemas: list[str] | tuple[str, ...]) -> Catalog:
-    """Read every table (not partition) of ``schemas`` with columns and primary key."""
-    rows = dbapi.fetch_all(conn, _TABLES_SQL, (list(schemas),))
+def read_catalog(conn: Connection, schemas: list[str] | tuple[str, ...], *, views: bool = False) -> Catalog:
+    """Read every table (not partition) of ``schemas`` with columns and primary key.
+
+    ``views`` also reads views and materialized views (relkind ``v``/``m``): the source side, where
+    they may feed a target table read-only. A view has no primary key, no size and (a plain view
+    always, a materialized view until analyzed) no row estimate: ``estimated_rows`` is -1.
+    """
+    kinds = ["r", "p", "v", "m"] if views else ["r", "p"]
+    rows = dbapi.fetch_all(conn, _TABLES_SQL, (kinds, list(schemas)))
     if not rows:
         return Catalog()
     oids = [r[0] for r in rows]

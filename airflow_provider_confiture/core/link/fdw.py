@@ -320,11 +320,14 @@ def import_tables(
 def source_tables_by_schema(
     plans: list[TablePlan], source_catalog: catalog.Catalog
 ) -> dict[str, list[catalog.Table]]:
+    """Every source relation a plan reads (its main table or view, and its joined tables), by schema,
+    each once. IMPORT FOREIGN SCHEMA imports views and materialized views like tables."""
     out: dict[str, list[catalog.Table]] = {}
     for plan in plans:
-        table = source_catalog.get(plan.source)
-        if table is not None and table not in out.setdefault(plan.source.schema or "", []):
-            out[plan.source.schema or ""].append(table)
+        for name in plan.source_tables:
+            table = source_catalog.get(name)
+            if table is not None and table not in out.setdefault(name.schema or "", []):
+                out[name.schema or ""].append(table)
     return out
 
 

@@ -14,8 +14,9 @@ from typing import Any
 from airflow_provider_confiture.core.db import target_guard
 from airflow_provider_confiture.core.db.dbapi import Connection
 from airflow_provider_confiture.core.db.text_table import box_table
-from airflow_provider_confiture.core.errors import TargetWrittenError
+from airflow_provider_confiture.core.errors import PlanError, TargetWrittenError
 from airflow_provider_confiture.core.planning import estimates, ranges
+from airflow_provider_confiture.core.planning.joins import VIEW_KINDS
 from airflow_provider_confiture.core.planning.mapping import Mapping
 from airflow_provider_confiture.core.planning.plan import (
     PlanOptions,
@@ -25,7 +26,11 @@ from airflow_provider_confiture.core.planning.plan import (
 )
 from airflow_provider_confiture.core.planning.strategy import Strategy, choose_strategy
 from airflow_provider_confiture.core.planning.units import KeyRangeDict, LoadUnit
-from airflow_provider_confiture.core.planning.validate import Validation, validate_table
+from airflow_provider_confiture.core.planning.validate import (
+    Validation,
+    check_join_duplicates,
+    validate_table,
+)
 
 #: Tables with at least this many rows are split into key ranges that load as separate tasks.
 #: Measured (docs/benchmarks.md): on one 2-core target two parallel ranges were *slower* than one
@@ -144,6 +149,15 @@ def analyze(
         if not check.copy_capable:
             warnings.append(f"expressions only valid on the target ({check.copy_problem}): FDW strategy used")
         written = target_guard.writes_since_load(target_conn, plan.target)
+        if plan.joins:
+            if check.copy_capable or check.link_checked:
+                check_join_duplicates(
+                    source_conn, target_conn, plan, not check.copy_capable, mapping.origin or "<mapping>"
+                )
+            else:
+                warnings.append("the join was not checked for duplicate target keys (no link set up yet)")
+        if plan.source_kind in VIEW_KINDS:
+            warnings.append(_view_note(plan))
         parts: list[KeyRangeDict] = []
         if split_threshold_rows > 0 and plan.estimated_rows >= split_threshold_rows:
             count = max(2, -(-plan.estimated_rows // max(rows_per_part, 1)))
@@ -171,6 +185,26 @@ def analyze(
             )
         )
     return Analysis(out, result.skipped)
+
+
+def _view_note(plan: TablePlan) -> str:
+    """What a view source allows: read-only always; key ranges only with a usable key; never catch-up."""
+    kind = VIEW_KINDS[plan.source_kind]
+    try:
+        columns = ranges.split_column(plan)
+    except PlanError:  # a split_by problem: reported by compute_ranges itself
+        columns = None
+    if columns is None:
+        return (
+            f"source {plan.source} is a {kind} with no usable key (no split_by, and the target has no "
+            "single-column primary key copied unchanged from it): it loads as one task, is never split "
+            "into key ranges, and catch-up cannot follow it"
+        )
+    return (
+        f"source {plan.source} is a {kind}: read-only; key ranges split it by column {columns[0]!r}; "
+        "catch-up cannot follow it (its rows change through the tables beneath it: map those with "
+        "'joins' to follow them)"
+    )
 
 
 @dataclass(frozen=True)

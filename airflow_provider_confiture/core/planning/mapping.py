@@ -11,6 +11,12 @@ Two entry forms are accepted (both keep YAML order)::
       strategy: copy             # optional: auto | fdw | copy
       where: "deleted_at IS NULL"
       split_by: id               # optional
+      alias: u                   # optional: how SQL in this entry names source_table (default: its name)
+      joins:                     # optional: more source tables joined to source_table
+        - table: profiles        # may be schema-qualified
+          alias: p               # optional (default: the table's name)
+          type: left             # inner (default) | left
+          on: "p.user_id = u.id" # SQL condition (YAML reads a bare on: as true: accepted as 'on')
       columns:
         full_name: display_name  # string value: SOURCE column -> TARGET column
         price:                   # mapping value: the KEY is the TARGET column
@@ -25,7 +31,10 @@ Two entry forms are accepted (both keep YAML order)::
 
 Column names are exact (case-sensitive). A column name written in double quotes is read like a table
 name part in :mod:`names` (``"odd""name"`` is ``odd"name``); otherwise it is taken as written.
-SQL (``transform``, ``where``) is kept verbatim except for surrounding whitespace.
+SQL (``transform``, ``where``, a join's ``on``) is kept verbatim except for surrounding whitespace.
+Transforms, ``where`` and ``on`` may use the joined tables' columns (``p.bio``); a plain column rule
+(``name: target``) always reads the main ``source_table``. Joins exist only in the long form (the short
+form is nothing but column rules).
 
 Every problem raises :class:`MappingError` naming the file, the entry, the key and what to do.
 """
@@ -44,8 +53,15 @@ from airflow_provider_confiture.core.errors import MappingError, did_you_mean
 from airflow_provider_confiture.core.names import QualifiedName, split_qualified
 from airflow_provider_confiture.core.planning.strategy import STRATEGIES
 
-ENTRY_KEYS = ("source_table", "target_table", "columns", "strategy", "where", "split_by")
+ENTRY_KEYS = ("source_table", "target_table", "columns", "strategy", "where", "split_by", "alias", "joins")
 RULE_KEYS = ("transform", "source_column")
+#: Keys that make an entry long form. ``alias`` alone does not: it is also a plausible column name, and
+#: a short-form entry renaming a column called ``alias`` must stay short form.
+_LONG_FORM_KEYS = tuple(k for k in ENTRY_KEYS if k != "alias")
+JOIN_KEYS = ("table", "alias", "type", "on")
+#: Join types a mapping accepts. RIGHT and FULL joins would produce rows with no main-table row (no
+#: key to split by, nothing for catch-up to follow), CROSS joins multiply rows: see _parse_join_type.
+JOIN_TYPES = ("inner", "left")
 
 EMPTY_MAPPING_MESSAGE = (
     "the mapping is empty: list at least one table, or pass no mapping to migrate every table by name"
@@ -72,6 +88,20 @@ class ColumnRule:
 
 
 @dataclass(frozen=True)
+class JoinRule:
+    """One further source table joined to an entry's ``source_table``.
+
+    ``kind`` is ``inner`` or ``left``; ``on`` is the SQL join condition (user SQL, checked like
+    ``where``); ``alias`` is how the entry's SQL names the table (default: its bare name).
+    """
+
+    table: QualifiedName
+    alias: str
+    kind: str
+    on: str
+
+
+@dataclass(frozen=True)
 class TableMapping:
     """One entry of the mapping: a source table feeding a target table."""
 
@@ -82,6 +112,13 @@ class TableMapping:
     strategy: str | None = None
     where: str | None = None
     split_by: str | None = None
+    alias: str | None = None  # how SQL names source_table (None: no alias given)
+    joins: tuple[JoinRule, ...] = ()
+
+    @property
+    def source_alias(self) -> str:
+        """The name SQL uses for ``source_table``: its ``alias``, else its bare name."""
+        return self.alias if self.alias is not None else self.source_table.name
 
     def rule_for_target(self, column: str) -> ColumnRule | None:
         for rule in self.columns:
@@ -247,8 +284,8 @@ def parse_mapping(data: object, origin: str = "<mapping>") -> Mapping:
         if previous is not None:
             raise MappingError(
                 f"entries {previous!r} and {table.key!r} both write target table {str(table.target_table)!r}; "
-                "keep one entry per target table (merging several source tables into one target is not "
-                "supported: load the others with your own SQL)",
+                "keep one entry per target table (to merge several source tables into one target, make one "
+                "of them the entry's source_table and list the others under its 'joins:')",
                 source=origin,
                 entry=table.key,
                 key="target_table",
@@ -266,16 +303,25 @@ def one_table_mapping(
     strategy: str | None = None,
     where: str | None = None,
     split_by: str | None = None,
+    alias: str | None = None,
+    joins: list[dict[str, Any]] | None = None,
 ) -> Mapping:
     """A mapping of a single table, for the one-table operator.
 
     ``columns`` is a column string (:func:`parse_column_string`), a dict shaped like a YAML ``columns:``
-    section, or None / a blank string (every column by name). The entry key is ``target_table``.
+    section, or None / a blank string (every column by name). ``joins`` is a list shaped like a YAML
+    ``joins:`` section. The entry key is ``target_table``.
     """
     origin = "<one-table mapping>"
     key = target_table if isinstance(target_table, str) else str(target_table)
     data: dict[str, object] = {"source_table": source_table, "target_table": target_table}
-    for name, value in (("strategy", strategy), ("where", where), ("split_by", split_by)):
+    for name, value in (
+        ("strategy", strategy),
+        ("where", where),
+        ("split_by", split_by),
+        ("alias", alias),
+        ("joins", joins),
+    ):
         if value is not None:
             data[name] = value
     column_string: str | None = None
@@ -294,6 +340,8 @@ def one_table_mapping(
             strategy=table.strategy,
             where=table.where,
             split_by=table.split_by,
+            alias=table.alias,
+            joins=table.joins,
         )
     return Mapping((table,), origin)
 
@@ -337,7 +385,7 @@ def _parse_entry(raw_key: object, value: object, origin: str) -> TableMapping:
             f"not {_kind(value)}{hint}"
         )
 
-    if not any(k in ENTRY_KEYS for k in value):  # short form: the entry is its columns section
+    if not any(k in _LONG_FORM_KEYS for k in value):  # short form: the entry is its columns section
         name = _table_from_key(key, at)
         return TableMapping(key, name, name, _parse_columns(value, at, prefix="", short_form=True))
 
@@ -401,6 +449,13 @@ def _parse_entry(raw_key: object, value: object, origin: str) -> TableMapping:
     if value.get("split_by") is not None:
         split_by = _column_name(value["split_by"], at, key="split_by", role="the split_by column")
 
+    alias = None
+    if "alias" in value:
+        alias = _alias(value["alias"], at, key="alias", what="the alias of source_table")
+    joins: tuple[JoinRule, ...] = ()
+    if value.get("joins") is not None:
+        joins = _parse_joins(value["joins"], at, alias if alias is not None else source_table.name)
+
     return TableMapping(
         key=key,
         source_table=source_table,
@@ -409,6 +464,109 @@ def _parse_entry(raw_key: object, value: object, origin: str) -> TableMapping:
         strategy=strategy,
         where=where,
         split_by=split_by,
+        alias=alias,
+        joins=joins,
+    )
+
+
+def _alias(raw: object, at: _Location, *, key: str, what: str) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise at.error(
+            f"{what} must be a name such as 'u', not {_kind(raw)}; {_quote_hint(raw)} "
+            "(or remove the key: the table's own name is used)",
+            key=key,
+        )
+    try:
+        return _unquote_column(raw.strip())
+    except ValueError as exc:
+        raise at.error(f"{what} {raw!r} is not a name: {exc}", key=key) from None
+
+
+_JOINS_EXAMPLE = '[{table: profiles, alias: p, type: left, on: "p.user_id = u.id"}]'
+
+
+def _parse_joins(raw: object, at: _Location, main_alias: str) -> tuple[JoinRule, ...]:
+    if isinstance(raw, abc.Mapping):
+        raise at.error(
+            "'joins' must be a list, one item per joined table (each item starts with '- '), not a "
+            f"mapping; e.g. 'joins: {_JOINS_EXAMPLE}'",
+            key="joins",
+        )
+    if not isinstance(raw, list) or not raw:
+        raise at.error(
+            f"'joins' must be a non-empty list of joined tables, not {_kind(raw)}; e.g. 'joins: {_JOINS_EXAMPLE}' "
+            "(or remove the key)",
+            key="joins",
+        )
+    rules: list[JoinRule] = []
+    seen: dict[str, str] = {main_alias: "source_table"}
+    for number, item in enumerate(raw, start=1):
+        path = f"joins[{number}]"
+        if not isinstance(item, abc.Mapping):
+            raise at.error(
+                f"join {number} must be a mapping with {', '.join(JOIN_KEYS)}, not {_kind(item)}; "
+                f"e.g. 'joins: {_JOINS_EXAMPLE}'",
+                key=path,
+            )
+        # YAML 1.1 (PyYAML) reads a bare ``on`` key as the boolean true: take it as the 'on' it is.
+        fields = {("on" if k is True else k): v for k, v in item.items()}
+        for k in fields:
+            if k not in JOIN_KEYS:
+                raise at.error(
+                    f"unknown key {k!r} in join {number}; a join accepts {', '.join(JOIN_KEYS)}"
+                    f"{did_you_mean(k, JOIN_KEYS) if isinstance(k, str) else ''}",
+                    key=f"{path}.{k}",
+                )
+        if "table" not in fields:
+            raise at.error(
+                f"join {number} has no 'table': name the source table to join (e.g. 'table: profiles')",
+                key=path,
+            )
+        table = _table_value(fields["table"], f"{path}.table", at)
+        label = f"join {number} ({table})"
+        alias = (
+            _alias(fields["alias"], at, key=f"{path}.alias", what=f"the alias of {label}")
+            if "alias" in fields
+            else table.name
+        )
+        if alias in seen:
+            raise at.error(
+                f"{label}: alias {alias!r} is already used by {seen[alias]}; give each joined table its own "
+                "'alias' (SQL in this entry names the tables by their aliases)",
+                key=f"{path}.alias",
+            )
+        seen[alias] = f"join {number}"
+        kind = _parse_join_type(fields.get("type"), at, f"{path}.type", label)
+        on = fields.get("on")
+        if not isinstance(on, str) or not on.strip():
+            raise at.error(
+                f"{label} needs 'on': a non-empty SQL join condition such as "
+                f'"{alias}.user_id = {main_alias}.id", not {_kind(on)} (a join without a condition would '
+                "pair every row with every row)",
+                key=f"{path}.on",
+            )
+        rules.append(JoinRule(table=table, alias=alias, kind=kind, on=on.strip()))
+    return tuple(rules)
+
+
+def _parse_join_type(raw: object, at: _Location, key: str, label: str) -> str:
+    if raw is None:
+        return "inner"
+    choice = raw.strip().lower() if isinstance(raw, str) else None
+    if choice in ("left outer", "inner join", "left join", "left outer join"):
+        choice = choice.split()[0]
+    if choice in JOIN_TYPES:
+        return choice
+    why = ""
+    if choice in ("right", "full", "right outer", "full outer", "cross"):
+        why = (
+            f"; a {choice} join is not offered: every target row must come from one row of source_table "
+            "(its key splits the table into ranges, verify and catch-up follow it), so make the table "
+            "that holds every row the source_table and left-join the others"
+        )
+    raise at.error(
+        f"{label}: type {raw!r} is not one of {', '.join(JOIN_TYPES)}{did_you_mean(raw, JOIN_TYPES)}{why}",
+        key=key,
     )
 
 

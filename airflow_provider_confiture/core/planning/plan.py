@@ -7,6 +7,7 @@ with nothing to fill it" are caught: from catalog facts alone, before any data m
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -18,7 +19,9 @@ from airflow_provider_confiture.core.db.catalog import Catalog, Table, count_row
 from airflow_provider_confiture.core.db.dbapi import Connection
 from airflow_provider_confiture.core.errors import PlanError, did_you_mean
 from airflow_provider_confiture.core.names import QualifiedName
+from airflow_provider_confiture.core.planning import joins as joins_module
 from airflow_provider_confiture.core.planning import user_sql
+from airflow_provider_confiture.core.planning.joins import VIEW_KINDS, CatchupSupport, JoinPlan
 from airflow_provider_confiture.core.planning.mapping import Mapping, TableMapping
 from airflow_provider_confiture.core.planning.strategy import STRATEGIES
 
@@ -66,6 +69,9 @@ class ColumnPlan:
     target_base_type: str  # without type modifier
     builtin_type: bool
     identity: str
+    #: Alias qualifying a plain source column (set when the entry joins tables: a same-name column
+    #: of a joined table must not make ``id`` ambiguous; plain columns read the main table).
+    qualifier: str | None = None
 
     def expression(self) -> sql.Composable:
         """The source-side expression: a quoted column, or the transform in parentheses."""
@@ -73,6 +79,8 @@ class ColumnPlan:
             checked_fragment(self.transform, f"transform of column {self.target!r}")
             return sql.SQL("({})").format(sql.SQL(self.transform))
         assert self.source is not None
+        if self.qualifier is not None:
+            return sql.Identifier(self.qualifier, self.source)
         return sql.Identifier(self.source)
 
 
@@ -101,10 +109,30 @@ class TablePlan:
     unmapped_source_columns: list[str] = field(default_factory=list)
     defaulted_target_columns: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: How the entry's SQL names the main source table (None: not aliased; always set with joins).
+    source_alias: str | None = None
+    #: Further source tables joined to the main one (see :mod:`joins`).
+    joins: list[JoinPlan] = field(default_factory=list)
+    #: pg_class.relkind of the main source: r/p tables, v/m (materialized) views.
+    source_kind: str = "r"
 
     @property
     def label(self) -> str:
         return table_label(self.target)
+
+    @property
+    def source_tables(self) -> list[QualifiedName]:
+        """Every source relation the entry reads: the main one, then the joined ones (each once)."""
+        out = [self.source]
+        for join in self.joins:
+            if join.table not in out:
+                out.append(join.table)
+        return out
+
+    def catchup_support(self) -> CatchupSupport:
+        """Whether catch-up can follow this entry, and how changes in joined tables map back to
+        target keys: the contract is in :mod:`joins`."""
+        return joins_module.catchup_support(self)
 
     @property
     def binary_copy(self) -> bool:
@@ -119,6 +147,9 @@ class TablePlan:
         d = asdict(self)
         for k in ("source", "target", "foreign"):
             d[k] = [getattr(self, k).schema, getattr(self, k).name]
+        for j, join in zip(d["joins"], self.joins, strict=True):
+            j["table"] = [join.table.schema, join.table.name]
+            j["foreign"] = [join.foreign.schema, join.foreign.name]
         return d
 
 
@@ -172,6 +203,16 @@ def build_plans(
                 f"{origin}: entry {entry.key!r}: source table {source_name} does not exist in the source "
                 f"database{did_you_mean(source_name.name, names)} (fix 'source_table')"
             )
+        for number, join in enumerate(entry.joins, start=1):
+            joined = join.table.with_default_schema(options.source_schema)
+            if source_catalog.get(joined) is None:
+                names = [
+                    t.name.name for t in source_catalog.in_schema(joined.schema or options.source_schema)
+                ]
+                problems.append(
+                    f"{origin}: entry {entry.key!r}, join {join.alias!r}: source table {joined} does not "
+                    f"exist in the source database{did_you_mean(joined.name, names)} (fix 'joins[{number}].table')"
+                )
         entries_by_target[target_name] = entry
     if problems:
         raise PlanError("\n".join(problems))
@@ -207,7 +248,7 @@ def build_plans(
                 )
             )
             continue
-        plans.append(_plan_table(origin, found, source, target, options))
+        plans.append(_plan_table(origin, found, source, target, options, source_catalog))
 
     if tables:
         wanted: list[TablePlan] = []
@@ -235,14 +276,43 @@ def _is_named(target: QualifiedName, entry: TableMapping | None, wanted: str) ->
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 
 
+def _join_plans(entry: TableMapping | None, source_catalog: Catalog, options: PlanOptions) -> list[JoinPlan]:
+    out = []
+    for join in entry.joins if entry else ():
+        name = join.table.with_default_schema(options.source_schema)
+        table = source_catalog.get(name)
+        assert table is not None  # build_plans reported missing joined tables
+        out.append(
+            JoinPlan(
+                alias=join.alias,
+                table=table.name,
+                foreign=QualifiedName(
+                    options.foreign_schema_for(table.name.schema or options.source_schema), table.name.name
+                ),
+                kind=join.kind,
+                on=join.on,
+                relkind=table.relkind,
+                primary_key=table.primary_key,
+            )
+        )
+    return out
+
+
 def _plan_table(
-    origin: str, entry: TableMapping | None, source: Table, target: Table, options: PlanOptions
+    origin: str,
+    entry: TableMapping | None,
+    source: Table,
+    target: Table,
+    options: PlanOptions,
+    source_catalog: Catalog | None = None,
 ) -> TablePlan:
     at = f"{origin}: {_location(entry)}"
     key = entry.key if entry else target.name.name
     errors: list[str] = []
     rules = entry.columns if entry else ()
     ignored = entry.ignored_sources() if entry else frozenset()
+    join_plans = _join_plans(entry, source_catalog or Catalog(), options)
+    source_alias = entry.source_alias if entry and (entry.joins or entry.alias is not None) else None
 
     explicit: dict[str, ColumnPlan] = {}
     used_sources: set[str] = set()
@@ -277,10 +347,12 @@ def _plan_table(
             tcol.base_type_name,
             tcol.builtin_type,
             tcol.identity,
+            source_alias if rule.transform is None else None,
         )
 
     columns: list[ColumnPlan] = []
     defaulted: list[str] = []
+    warnings_early: list[str] = []
     for tcol in target.columns:
         if not tcol.writable:
             continue
@@ -299,15 +371,25 @@ def _plan_table(
                     tcol.base_type_name,
                     tcol.builtin_type,
                     tcol.identity,
+                    source_alias,
                 )
             )
             continue
+        in_joins = _joined_with_column(join_plans, source_catalog, tcol.name)
+        hint = (
+            f" (joined table {in_joins[0].table} has a column {tcol.name!r}: map it with "
+            f"'transform: \"{in_joins[0].alias}.{tcol.name}\"'; plain column rules read the main source table)"
+            if in_joins
+            else ""
+        )
         if tcol.not_null and not tcol.fills_itself:
             errors.append(
                 f"{at}, column {tcol.name!r}: target column {target.name}.{tcol.name} is NOT NULL, has no "
                 "default and no source column: map a source column to it, give it a 'transform', "
-                "or give it a DEFAULT in the DDL"
+                f"or give it a DEFAULT in the DDL{hint}"
             )
+        elif hint:
+            warnings_early.append(f"target column {tcol.name!r} is left to its default{hint}")
         defaulted.append(tcol.name)
     errors += _fragment_errors(at, entry)
     if errors:
@@ -318,8 +400,10 @@ def _plan_table(
         )
 
     referenced: set[str] = set()
-    for text in [c.transform for c in columns if c.transform] + (
-        [entry.where] if entry and entry.where else []
+    for text in (
+        [c.transform for c in columns if c.transform]
+        + ([entry.where] if entry and entry.where else [])
+        + [j.on for j in join_plans]
     ):
         referenced.update(_WORD.findall(text))
     unmapped = [
@@ -327,7 +411,7 @@ def _plan_table(
         for c in source.columns
         if c.name not in used_sources and c.name not in ignored and c.name not in referenced
     ]
-    warnings: list[str] = []
+    warnings: list[str] = list(warnings_early)
     if unmapped:
         warnings.append(
             f"source columns not copied: {', '.join(unmapped)} (map them, or list them with a null value "
@@ -366,7 +450,23 @@ def _plan_table(
         unmapped_source_columns=unmapped,
         defaulted_target_columns=defaulted,
         warnings=warnings,
+        source_alias=source_alias,
+        joins=join_plans,
+        source_kind=source.relkind,
     )
+
+
+def _joined_with_column(
+    join_plans: list[JoinPlan], source_catalog: Catalog | None, column: str
+) -> list[JoinPlan]:
+    if source_catalog is None:
+        return []
+    out = []
+    for join in join_plans:
+        table = source_catalog.get(join.table)
+        if table is not None and table.column(column) is not None:
+            out.append(join)
+    return out
 
 
 def _fragment_errors(at: str, entry: TableMapping | None) -> list[str]:
@@ -376,6 +476,10 @@ def _fragment_errors(at: str, entry: TableMapping | None) -> list[str]:
     found = [(f"column {r.target!r}: transform", r.transform) for r in entry.columns if r.transform]
     if entry.where:
         found.append(("key 'where': row filter", entry.where))
+    for number, join in enumerate(entry.joins, start=1):
+        found.append(
+            (f"join {join.alias!r} ({join.table}), key 'joins[{number}].on': join condition", join.on)
+        )
     out = []
     for label, text in found:
         why = user_sql.problem(text)
@@ -395,17 +499,52 @@ def plan_migration(
     tables: list[str] | None = None,
 ) -> tuple[PlanResult, Catalog]:
     """Read both catalogs and resolve the mapping (catalog-level checks only)."""
-    source_schemas = {options.source_schema} | {
-        e.source_table.schema for e in mapping.tables if e.source_table.schema
-    }
+    source_schemas = (
+        {options.source_schema}
+        | {e.source_table.schema for e in mapping.tables if e.source_table.schema}
+        | {j.table.schema for e in mapping.tables for j in e.joins if j.table.schema}
+    )
     target_schemas = {options.target_schema} | {
         e.target_table.schema for e in mapping.tables if e.target_table.schema
     }
-    source_catalog = read_catalog(source_conn, sorted(source_schemas))
+    # Views are read on the source only: they can feed a target table, never be one.
+    source_catalog = read_catalog(source_conn, sorted(source_schemas), views=True)
     target_catalog = read_catalog(target_conn, sorted(target_schemas))
     dbapi.safe_rollback(source_conn)
     dbapi.safe_rollback(target_conn)
-    return build_plans(mapping, source_catalog, target_catalog, options, tables), source_catalog
+    result = build_plans(mapping, source_catalog, target_catalog, options, tables)
+    for plan in result.plans:
+        if plan.source_kind in VIEW_KINDS:
+            _estimate_view(source_conn, plan)
+    dbapi.safe_rollback(source_conn)
+    return result, source_catalog
+
+
+def _estimate_view(source_conn: Connection, plan: TablePlan) -> None:
+    """A view has no statistics of its own (no reltuples, no size; a materialized view has them only
+    once analyzed): take the planner's estimate of its rows and width, and say so."""
+    kind = VIEW_KINDS[plan.source_kind]
+    if plan.estimated_rows > 0 and plan.source_bytes > 0:
+        return
+    try:
+        row = dbapi.fetch_value(
+            source_conn, sql.SQL("EXPLAIN (FORMAT JSON) SELECT * FROM {}").format(plan.source.identifier())
+        )
+    except dbapi.DB_ERRORS as exc:
+        dbapi.safe_rollback(source_conn)
+        plan.warnings.append(
+            f"source {plan.source} is a {kind} whose size is unknown ({dbapi.error_text(exc)})"
+        )
+        return
+    top = (json.loads(row) if isinstance(row, str) else row)[0]["Plan"]
+    rows, width = int(top.get("Plan Rows", 0)), int(top.get("Plan Width", 0))
+    if plan.estimated_rows <= 0:
+        plan.estimated_rows = rows
+    if plan.source_bytes <= 0:
+        plan.source_bytes = rows * width
+    plan.warnings.append(
+        f"source {plan.source} is a {kind} (read-only): its {rows:,} rows and size are the planner's estimate"
+    )
 
 
 def exact_rows_if_unknown(source_conn: Connection, plan: TablePlan) -> int:

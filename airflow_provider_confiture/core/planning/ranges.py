@@ -34,21 +34,25 @@ class KeyRange:
     def label(self) -> str:
         return f"[{self.index}/{self.count}]"
 
-    def _predicate(self, column: str) -> sql.Composable:
+    def _predicate(self, column: sql.Identifier) -> sql.Composable:
         parts = []
         if self.lower is not None:
-            parts.append(sql.SQL("{} >= {}").format(sql.Identifier(column), sql.Literal(self.lower)))
+            parts.append(sql.SQL("{} >= {}").format(column, sql.Literal(self.lower)))
         if self.upper is not None:
-            parts.append(sql.SQL("{} < {}").format(sql.Identifier(column), sql.Literal(self.upper)))
+            parts.append(sql.SQL("{} < {}").format(column, sql.Literal(self.upper)))
         if not parts:
             return sql.SQL("true")
         return sql.SQL("({})").format(sql.SQL(" AND ").join(parts))
 
     def source_predicate(self, plan: TablePlan) -> sql.Composable:
-        return self._predicate(self.source_column)
+        """On the main source table's key; qualified by its alias when the entry joins tables (a
+        joined table may have a column of the same name)."""
+        if plan.source_alias is not None:
+            return self._predicate(sql.Identifier(plan.source_alias, self.source_column))
+        return self._predicate(sql.Identifier(self.source_column))
 
     def target_predicate(self, plan: TablePlan) -> sql.Composable:
-        return self._predicate(self.target_column)
+        return self._predicate(sql.Identifier(self.target_column))
 
     def to_dict(self) -> KeyRangeDict:
         return KeyRangeDict(

@@ -2,7 +2,9 @@
 
 Identifiers are always ``sql.Identifier``; transforms and ``where`` filters are SQL by design (they
 come from the repository, like DDL) and are only ever embedded inside the one source query, wrapped
-in parentheses, never run as statements of their own.
+in parentheses, never run as statements of their own. Every statement reading the source reads the
+same relation, the main source table with the entry's joins (:func:`joins.from_clause`), on the source
+or over the foreign tables.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Sequence
 
 from psycopg import sql
 
+from airflow_provider_confiture.core.planning.joins import from_clause
 from airflow_provider_confiture.core.planning.plan import ColumnPlan, TablePlan, checked_fragment
 
 
@@ -41,15 +44,24 @@ def copy_select_item(col: ColumnPlan) -> sql.Composable:
     Types that may not exist on the source (user-defined) are not cast; they travel as text.
     """
     if col.builtin_type:
-        return sql.SQL("{}::{}").format(col.expression(), _type(col.target_base_type))
+        base = col.target_base_type
+        # format_type() without a modifier names bpchar "character", which as a cast means char(1)
+        # and would cut 'FR' to 'F': cast to bpchar (no length) and let the target apply char(n).
+        if base in ("character", "character[]"):
+            base = base.replace("character", "bpchar")
+        return sql.SQL("{}::{}").format(col.expression(), _type(base))
     return col.expression()
+
+
+def source_relation(plan: TablePlan, via_foreign_table: bool = False) -> sql.Composable:
+    """What the entry reads: the main source table (aliased when the entry has an alias or joins)
+    joined to its joined tables, on the source or through their foreign tables on the target."""
+    return from_clause(plan, via_foreign_table)
 
 
 def source_select(plan: TablePlan, extra_filter: sql.Composable | None = None) -> sql.Composable:
     items = sql.SQL(", ").join(copy_select_item(c) for c in plan.columns)
-    return sql.SQL("SELECT {} FROM {}{}").format(
-        items, plan.source.identifier(), row_filter(plan, extra_filter)
-    )
+    return sql.SQL("SELECT {} FROM {}{}").format(items, source_relation(plan), row_filter(plan, extra_filter))
 
 
 def copy_out(plan: TablePlan, binary: bool, extra_filter: sql.Composable | None = None) -> sql.Composable:
@@ -81,8 +93,34 @@ def fdw_insert(plan: TablePlan, extra_filter: sql.Composable | None = None) -> s
         target_columns(plan),
         overriding,
         items,
-        plan.foreign.identifier(),
+        source_relation(plan, True),
         row_filter(plan, extra_filter),
+    )
+
+
+def key_item(col: ColumnPlan) -> sql.Composable:
+    """A target key column's source expression, cast to the target's type (as the target holds it)."""
+    if col.builtin_type:
+        return sql.SQL("({})::{}").format(col.expression(), _type(col.target_type))
+    return col.expression()
+
+
+def duplicate_target_keys(
+    plan: TablePlan, via_foreign_table: bool, joins_used: int | None = None, limit: int = 5
+) -> sql.Composable:
+    """Up to ``limit`` target primary-key values that the source rows (through the first
+    ``joins_used`` joins, default all) would give more than once, with their row counts.
+
+    One bounded aggregate over the join, run by analyze before any data moves: a join that is not
+    one-to-one would otherwise fail the load on the primary key after all the data travelled.
+    """
+    keys = [c for name in plan.target_primary_key for c in plan.columns if c.target == name]
+    assert len(keys) == len(plan.target_primary_key) and keys, "needs a fully mapped primary key"
+    items = sql.SQL(", ").join(sql.SQL("({})::text").format(key_item(c)) for c in keys)
+    groups = sql.SQL(", ").join(sql.SQL(str(i)) for i in range(1, len(keys) + 1))
+    joins = plan.joins if joins_used is None else plan.joins[:joins_used]
+    return sql.SQL("SELECT {}, count(*) FROM {}{} GROUP BY {} HAVING count(*) > 1 LIMIT {}").format(
+        items, from_clause(plan, via_foreign_table, joins), row_filter(plan), groups, sql.Literal(limit)
     )
 
 
@@ -158,8 +196,7 @@ def source_checksum(
             items.append(item if not hashed or _hashed(c) else sql.SQL("({})::text").format(item))
         else:
             items.append(sql.SQL("({})::text").format(c.expression()))
-    relation = plan.foreign.identifier() if via_foreign_table else plan.source.identifier()
-    return _checksum(items, relation, row_filter(plan, extra_filter), hashed)
+    return _checksum(items, source_relation(plan, via_foreign_table), row_filter(plan, extra_filter), hashed)
 
 
 def target_checksum(
@@ -184,5 +221,6 @@ def target_count(plan: TablePlan, extra_filter: sql.Composable | None = None) ->
 def source_count(
     plan: TablePlan, via_foreign_table: bool, extra_filter: sql.Composable | None = None
 ) -> sql.Composable:
-    relation = plan.foreign.identifier() if via_foreign_table else plan.source.identifier()
-    return sql.SQL("SELECT count(*) FROM {}{}").format(relation, row_filter(plan, extra_filter))
+    return sql.SQL("SELECT count(*) FROM {}{}").format(
+        source_relation(plan, via_foreign_table), row_filter(plan, extra_filter)
+    )

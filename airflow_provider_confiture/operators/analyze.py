@@ -31,6 +31,9 @@ class AnalyzeOperator(ConfitureBaseOperator):
 
     :param split_threshold_rows: split tables with at least this many rows into key ranges (0 = never).
     :param rows_per_part: target rows per key range.
+    :param max_tables_per_unit: small tables (estimated under a second each) share a load unit, up to
+        this many per unit (one task instance instead of one per table; each table still loads in its
+        own transaction). 0 or 1: one unit per table.
     """
 
     def __init__(
@@ -38,11 +41,13 @@ class AnalyzeOperator(ConfitureBaseOperator):
         *,
         split_threshold_rows: int = planning.DEFAULT_SPLIT_THRESHOLD_ROWS,
         rows_per_part: int = planning.DEFAULT_ROWS_PER_PART,
+        max_tables_per_unit: int = planning.DEFAULT_MAX_TABLES_PER_UNIT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.split_threshold_rows = split_threshold_rows
         self.rows_per_part = rows_per_part
+        self.max_tables_per_unit = max_tables_per_unit
 
     def _not_set_up(self) -> str | None:
         """Why a dry run cannot analyze yet (the target is built by setup's first real run), or None."""
@@ -75,6 +80,7 @@ class AnalyzeOperator(ConfitureBaseOperator):
                 self.tables,
                 split_threshold_rows=int(self.split_threshold_rows),
                 rows_per_part=int(self.rows_per_part),
+                max_tables_per_unit=int(self.max_tables_per_unit),
                 require_link=not self.dry_run,
             )
         self.log.info("\n%s", analysis.render())

@@ -33,7 +33,8 @@ class AnalyzeOperator(ConfitureBaseOperator):
     :param rows_per_part: target rows per key range.
     :param max_tables_per_unit: small tables (estimated under a second each) share a load unit, up to
         this many per unit (one task instance instead of one per table; each table still loads in its
-        own transaction). 0 or 1: one unit per table.
+        own transaction). 0 or 1 (the operator's default): one unit per table; the DAG factory's
+        default is ``DEFAULT_MAX_TABLES_PER_UNIT``.
     """
 
     def __init__(
@@ -41,7 +42,7 @@ class AnalyzeOperator(ConfitureBaseOperator):
         *,
         split_threshold_rows: int = planning.DEFAULT_SPLIT_THRESHOLD_ROWS,
         rows_per_part: int = planning.DEFAULT_ROWS_PER_PART,
-        max_tables_per_unit: int = planning.DEFAULT_MAX_TABLES_PER_UNIT,
+        max_tables_per_unit: int = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

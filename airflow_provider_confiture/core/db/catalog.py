@@ -6,6 +6,7 @@ that an unknown table or column is reported before any data moves.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from psycopg import sql
@@ -115,12 +116,23 @@ _TABLES_SQL = """
 SELECT c.oid, n.nspname, c.relname, c.relkind,
        c.reltuples::bigint,
        pg_total_relation_size(c.oid),
-       coalesce(s.n_live_tup, 0)
+       pg_stat_get_live_tuples(c.oid)
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
-LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid
 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND n.nspname = ANY(%s)
+"""
+#: Only the named tables: a per-table task reads its own entries, whatever the size of the schema.
+_NAMED_TABLES_SQL = """
+SELECT c.oid, n.nspname, c.relname, c.relkind,
+       c.reltuples::bigint,
+       pg_total_relation_size(c.oid),
+       pg_stat_get_live_tuples(c.oid)
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+  AND n.nspname = ANY(%s)
+  AND (n.nspname, c.relname) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
 """
 
 _COLUMNS_SQL = """
@@ -144,9 +156,19 @@ GROUP BY con.conrelid
 """
 
 
-def read_catalog(conn: Connection, schemas: list[str] | tuple[str, ...]) -> Catalog:
-    """Read every table (not partition) of ``schemas`` with columns and primary key."""
-    rows = dbapi.fetch_all(conn, _TABLES_SQL, (list(schemas),))
+def read_catalog(
+    conn: Connection, schemas: list[str] | tuple[str, ...], names: Sequence[QualifiedName] | None = None
+) -> Catalog:
+    """Read every table (not partition) of ``schemas`` with columns and primary key; only ``names``
+    of them when given."""
+    if names is None:
+        rows = dbapi.fetch_all(conn, _TABLES_SQL, (list(schemas),))
+    else:
+        rows = dbapi.fetch_all(
+            conn,
+            _NAMED_TABLES_SQL,
+            (list(schemas), [n.schema or "" for n in names], [n.name for n in names]),
+        )
     if not rows:
         return Catalog()
     oids = [r[0] for r in rows]

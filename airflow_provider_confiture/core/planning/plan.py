@@ -14,7 +14,13 @@ from typing import Any
 from psycopg import sql
 
 from airflow_provider_confiture.core.db import dbapi
-from airflow_provider_confiture.core.db.catalog import Catalog, Table, count_rows, read_catalog
+from airflow_provider_confiture.core.db.catalog import (
+    Catalog,
+    Table,
+    count_rows,
+    existing_tables,
+    read_catalog,
+)
 from airflow_provider_confiture.core.db.dbapi import Connection
 from airflow_provider_confiture.core.errors import PlanError, did_you_mean
 from airflow_provider_confiture.core.names import QualifiedName
@@ -425,6 +431,7 @@ def plan_migration(
         index = _entries_by_name(mapping, options)
         source_names, target_names = _names_to_read(index, options, tables)
         try:
+            _every_entry_exists(source_conn, target_conn, mapping, options)
             source_catalog = read_catalog(source_conn, source_schemas, source_names)
             target_catalog = read_catalog(target_conn, target_schemas, target_names)
             result = build_plans(
@@ -447,6 +454,19 @@ def plan_migration(
     dbapi.safe_rollback(source_conn)
     dbapi.safe_rollback(target_conn)
     return build_plans(mapping, source_catalog, target_catalog, options, tables), source_catalog
+
+
+def _every_entry_exists(
+    source_conn: Connection, target_conn: Connection, mapping: Mapping, options: PlanOptions
+) -> None:
+    """PlanError unless every entry's tables exist: a mapping naming a missing table is refused in
+    every step, even one planning other tables (names only: cheap for thousands of entries)."""
+    sources = [e.source_table.with_default_schema(options.source_schema) for e in mapping.tables]
+    targets = [e.target_table.with_default_schema(options.target_schema) for e in mapping.tables]
+    if not set(sources) <= existing_tables(source_conn, sources) or not set(targets) <= existing_tables(
+        target_conn, targets
+    ):
+        raise PlanError("a mapping entry names a table that does not exist")  # reported in full below
 
 
 def _entries_by_name(

@@ -33,7 +33,7 @@ ANALYZE;
 """
 
 #: users (3000 rows) splits into three key ranges; posts and tags load whole.
-SPLIT = {"split_threshold_rows": 2500, "rows_per_part": 1000}
+SPLIT = {"split_threshold_rows": 2500, "rows_per_part": 1000, "max_tables_per_unit": 1}
 USER_LABELS = ["users [1/3]", "users [2/3]", "users [3/3]"]
 
 

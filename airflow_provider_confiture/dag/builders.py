@@ -47,6 +47,7 @@ def create_schema_to_schema_dag(
     strategy: str = "auto",
     split_threshold_rows: int = planning.DEFAULT_SPLIT_THRESHOLD_ROWS,
     rows_per_part: int = planning.DEFAULT_ROWS_PER_PART,
+    max_tables_per_unit: int = planning.DEFAULT_MAX_TABLES_PER_UNIT,
     fdw_conn_id: str | None = None,
     fdw_host: str | None = None,
     fdw_port: int | str | None = None,

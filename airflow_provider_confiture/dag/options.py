@@ -48,6 +48,9 @@ class MigrationOptions:
     :param strategy: default of the ``strategy`` run param (auto, fdw or copy).
     :param split_threshold_rows: tables with at least this many rows load as key ranges in parallel.
     :param rows_per_part: rows per key range.
+    :param max_tables_per_unit: small tables share one load task, up to this many (each still loads in
+        its own transaction; a retry of the task reloads only the tables not yet loaded and verified
+        in that run). 0 or 1: one task per table.
     :param fdw_conn_id: connection whose login/password the postgres_fdw user mapping uses.
     :param fdw_host: address the *target server* uses to reach the source (also ``fdw_port``,
         ``fdw_dbname``), when it differs from the source connection's (e.g. inside Docker).
@@ -72,6 +75,7 @@ class MigrationOptions:
     strategy: str = "auto"
     split_threshold_rows: int = planning.DEFAULT_SPLIT_THRESHOLD_ROWS
     rows_per_part: int = planning.DEFAULT_ROWS_PER_PART
+    max_tables_per_unit: int = planning.DEFAULT_MAX_TABLES_PER_UNIT
     fdw_conn_id: str | None = None
     fdw_host: str | None = None
     fdw_port: int | str | None = None
@@ -94,7 +98,13 @@ class MigrationOptions:
             raise OptionsError(
                 f"overwrite_target_writes must be True or False, not {self.overwrite_target_writes!r}"
             )
-        for name in ("table_retries", "split_threshold_rows", "rows_per_part", "copy_threshold_rows"):
+        for name in (
+            "table_retries",
+            "split_threshold_rows",
+            "rows_per_part",
+            "copy_threshold_rows",
+            "max_tables_per_unit",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise OptionsError(f"{name} must be an integer >= 0, not {value!r}")

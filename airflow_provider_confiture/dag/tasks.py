@@ -7,12 +7,15 @@ Shape of a run::
 
 * ``setup`` creates the target database, applies the DDL once and links it to the source (postgres_fdw).
 * ``analyze`` plans and validates every table (no data moves) and returns the load units: one per
-  table, or one per key range ``table [k/n]`` for tables of at least ``split_threshold_rows`` rows.
+  table, one per key range ``table [k/n]`` for tables of at least ``split_threshold_rows`` rows, and
+  units of up to ``max_tables_per_unit`` small tables (``small tables [k/n]``, each table in its own
+  transaction).
   It fails, listing them, when target tables took writes that are not the migration's since their
   last load (the application uses the new database), unless ``overwrite_target_writes``.
 * ``prepare`` sets aside the foreign keys touching the migrated tables, so tables load in any order.
-* ``table`` is a task group mapped over the units: ``migrate`` loads the unit in one transaction
-  (complete or untouched), then ``verify`` compares it with the source. Each instance is labelled in
+* ``table`` is a task group mapped over the units: ``migrate`` loads the unit's table in one
+  transaction (complete or untouched; a unit of small tables, each table in its own), then ``verify``
+  compares it with the source, table by table. Each instance is labelled in
   the UI with the unit's label (``map_index_template``), retries alone (``table_retries``) and can be
   cleared alone: clearing ``table.migrate`` of one table with its downstream re-runs that table, its
   verify, ``finalize`` and ``summary``, nothing else.
@@ -115,7 +118,10 @@ def add_migration_tasks(options: MigrationOptions) -> MigrationTasks:
     }
     created: dict[str, Any] = {}
 
-    @task_group(group_id=PER_TABLE_GROUP_ID, tooltip="One table, or one key range of a large table")
+    @task_group(
+        group_id=PER_TABLE_GROUP_ID,
+        tooltip="One table, one key range of a large table, or a unit of small tables",
+    )
     def per_table(unit: Any) -> None:
         migrate = step(
             TableMigrateOperator,

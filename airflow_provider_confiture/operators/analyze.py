@@ -35,6 +35,10 @@ class AnalyzeOperator(ConfitureBaseOperator):
     :param overwrite_target_writes: do not fail when target tables took writes that are not the
         migration's since their last load (they are shown in the analysis either way; a dry run only
         warns). For rehearsal targets only. (templated)
+    :param max_tables_per_unit: small tables (estimated under a second each) share a load unit, up to
+        this many per unit (one task instance instead of one per table; each table still loads in its
+        own transaction). 0 or 1 (the operator's default): one unit per table; the DAG factory's
+        default is ``DEFAULT_MAX_TABLES_PER_UNIT``.
     """
 
     template_fields: Sequence[str] = (*ConfitureBaseOperator.template_fields, "overwrite_target_writes")
@@ -45,12 +49,14 @@ class AnalyzeOperator(ConfitureBaseOperator):
         split_threshold_rows: int = planning.DEFAULT_SPLIT_THRESHOLD_ROWS,
         rows_per_part: int = planning.DEFAULT_ROWS_PER_PART,
         overwrite_target_writes: bool | str = False,
+        max_tables_per_unit: int = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.split_threshold_rows = split_threshold_rows
         self.rows_per_part = rows_per_part
         self.overwrite_target_writes = overwrite_target_writes
+        self.max_tables_per_unit = max_tables_per_unit
 
     def convert_rendered_fields(self) -> None:
         super().convert_rendered_fields()
@@ -87,6 +93,7 @@ class AnalyzeOperator(ConfitureBaseOperator):
                 self.tables,
                 split_threshold_rows=int(self.split_threshold_rows),
                 rows_per_part=int(self.rows_per_part),
+                max_tables_per_unit=int(self.max_tables_per_unit),
                 require_link=not self.dry_run,
             )
         self.log.info("\n%s", analysis.render())

@@ -55,6 +55,15 @@ def as_tables(value: Any) -> list[str] | None:
     return items or None
 
 
+def run_id_of(context: Context) -> str | None:
+    """The DAG run's id (None when an operator is executed outside a run, e.g. in a script)."""
+    try:
+        run_id = context["run_id"]
+    except (KeyError, TypeError):
+        return None
+    return str(run_id) if run_id else None
+
+
 class StepOperator(BaseOperator):
     """One step of a migration: ``execute_step`` does the work; failures reach Airflow as the module
     docstring says (non-retryable errors fail at once)."""

@@ -11,7 +11,7 @@ from airflow_provider_confiture.core.db import dbapi
 from airflow_provider_confiture.core.db.dbapi import Connection
 from airflow_provider_confiture.core.errors import PlanError
 from airflow_provider_confiture.hooks import connections
-from airflow_provider_confiture.operators.base import ConfitureBaseOperator, as_bool
+from airflow_provider_confiture.operators.base import ConfitureBaseOperator, as_bool, run_id_of
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -131,22 +131,11 @@ class TableMigrateOperator(ConfitureBaseOperator):
             yield factory
 
     def execute_step(self, context: Context) -> dict[str, Any]:
+        if planning.unit_tables(self.unit):
+            return self._load_bundle(context)
         mapping, table = self._mapping_and_table()
         unit: dict[str, Any] = dict(self.unit or {})
         key_range = planning.KeyRange.from_dict(unit["key_range"]) if unit.get("key_range") else None
-
-        def announce(plan: planning.TablePlan, strategy: str) -> None:
-            for warning in plan.warnings:
-                self.log.warning("%s: %s", plan.label, warning)
-            if not self.dry_run:
-                self.log.info(
-                    "Loading %s%s from %s with strategy %s",
-                    plan.target,
-                    f" {key_range.label}" if key_range else "",
-                    plan.source,
-                    strategy,
-                )
-
         source_conn: Connection
         with self.both() as (source_conn, target_conn), self._rows_probe() as probe:
             done = loading.load_unit(
@@ -161,8 +150,59 @@ class TableMigrateOperator(ConfitureBaseOperator):
                 dry_run=bool(self.dry_run),
                 progress=self.log.info,
                 rows_probe_factory=probe,
-                before_load=announce,
+                before_load=self._announce(key_range),
+                run_id=run_id_of(context),
             )
+        self._log_result(done)
+        return done.result.to_dict()
+
+    def _load_bundle(self, context: Context) -> dict[str, Any]:
+        """A unit of small tables: each in its own transaction; a retry loads only what is missing."""
+        tables = planning.unit_tables(self.unit)
+        with self.both() as (source_conn, target_conn):
+            report = loading.load_tables(
+                source_conn,
+                target_conn,
+                self.load_mapping(),
+                self.plan_options(),
+                tables,
+                run_id=run_id_of(context),
+                load_options=self.load_options(),
+                dry_run=bool(self.dry_run),
+                progress=self.log.info,
+                before_load=self._announce(None),
+            )
+        for done in report.loaded:
+            self._log_result(done)
+        if report.skipped:
+            self.log.info("Already loaded by this run, not loaded again: %s", ", ".join(report.skipped))
+        for label, error in report.failed.items():
+            self.log.error("%s: %s", label, error)
+        report.raise_if_failed()
+        return {
+            "label": dict(self.unit or {}).get("label"),
+            "tables": [d.result.to_dict() for d in report.loaded],
+            "skipped": report.skipped,
+            "rows": sum(d.result.rows for d in report.loaded),
+            "dry_run": bool(self.dry_run),
+        }
+
+    def _announce(self, key_range: planning.KeyRange | None) -> Callable[[planning.TablePlan, str], None]:
+        def announce(plan: planning.TablePlan, strategy: str) -> None:
+            for warning in plan.warnings:
+                self.log.warning("%s: %s", plan.label, warning)
+            if not self.dry_run:
+                self.log.info(
+                    "Loading %s%s from %s with strategy %s",
+                    plan.target,
+                    f" {key_range.label}" if key_range else "",
+                    plan.source,
+                    strategy,
+                )
+
+        return announce
+
+    def _log_result(self, done: loading.UnitLoad) -> None:
         result = done.result
         if result.target_writes:
             self.log.warning(
@@ -173,14 +213,14 @@ class TableMigrateOperator(ConfitureBaseOperator):
                 if not self.dry_run
                 else "; a real run refuses to load it unless overwrite_target_writes",
             )
-        if self.dry_run:
+        if result.dry_run:
             self.log.info(
                 "Dry run: %s would load with strategy %s:\n%s",
                 done.label,
                 done.strategy,
                 "\n".join(result.statements),
             )
-            return result.to_dict()
+            return
         self.log.info(
             "%s: %s rows in %.2f s (%s rows/s) with %s%s; rebuilt %d indexes, %d sequences synced",
             done.label,
@@ -192,4 +232,3 @@ class TableMigrateOperator(ConfitureBaseOperator):
             result.set_aside.get("indexes", 0),
             len(result.sequences),
         )
-        return result.to_dict()

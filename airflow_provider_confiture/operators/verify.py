@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_confiture.core import planning, verify
-from airflow_provider_confiture.operators.base import ConfitureBaseOperator, as_bool
+from airflow_provider_confiture.operators.base import ConfitureBaseOperator, as_bool, run_id_of
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -62,6 +62,7 @@ class VerifyOperator(ConfitureBaseOperator):
             return {"tables": [], "foreign_key_problems": [], "ok": True, "dry_run": True}
         unit: dict[str, Any] = dict(self.unit or {})
         table = planning.unit_table(self.unit)
+        bundled = [t["table"] for t in planning.unit_tables(self.unit)]
         check_fks = self.check_foreign_keys if self.check_foreign_keys is not None else not unit
         with self.both() as (source_conn, target_conn):
             report = verify.run_verify(
@@ -69,7 +70,8 @@ class VerifyOperator(ConfitureBaseOperator):
                 target_conn,
                 self.load_mapping(),
                 self.plan_options(),
-                tables=[table] if table else self.tables,
+                tables=bundled or ([table] if table else self.tables),
+                run_id=run_id_of(context) if unit else None,
                 key_range=planning.KeyRange.from_dict(unit["key_range"]) if unit.get("key_range") else None,
                 checksum=bool(self.checksum),
                 table_results=self.table_results,

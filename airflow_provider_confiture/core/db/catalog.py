@@ -6,6 +6,7 @@ that an unknown table or column is reported before any data moves.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from psycopg import sql
@@ -115,12 +116,23 @@ _TABLES_SQL = """
 SELECT c.oid, n.nspname, c.relname, c.relkind,
        c.reltuples::bigint,
        pg_total_relation_size(c.oid),
-       coalesce(s.n_live_tup, 0)
+       pg_stat_get_live_tuples(c.oid)
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
-LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid
 WHERE c.relkind = ANY(%s) AND NOT c.relispartition
   AND n.nspname = ANY(%s)
+"""
+#: Only the named tables: a per-table task reads its own entries, whatever the size of the schema.
+_NAMED_TABLES_SQL = """
+SELECT c.oid, n.nspname, c.relname, c.relkind,
+       c.reltuples::bigint,
+       pg_total_relation_size(c.oid),
+       pg_stat_get_live_tuples(c.oid)
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = ANY(%s) AND NOT c.relispartition
+  AND n.nspname = ANY(%s)
+  AND (n.nspname, c.relname) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
 """
 
 _COLUMNS_SQL = """
@@ -144,15 +156,29 @@ GROUP BY con.conrelid
 """
 
 
-def read_catalog(conn: Connection, schemas: list[str] | tuple[str, ...], *, views: bool = False) -> Catalog:
-    """Read every table (not partition) of ``schemas`` with columns and primary key.
+def read_catalog(
+    conn: Connection,
+    schemas: list[str] | tuple[str, ...],
+    names: Sequence[QualifiedName] | None = None,
+    *,
+    views: bool = False,
+) -> Catalog:
+    """Read every table (not partition) of ``schemas`` with columns and primary key; only ``names``
+    of them when given (a per-table task reads its own entries, whatever the size of the schema).
 
     ``views`` also reads views and materialized views (relkind ``v``/``m``): the source side, where
     they may feed a target table read-only. A view has no primary key, no size and (a plain view
     always, a materialized view until analyzed) no row estimate: ``estimated_rows`` is -1.
     """
     kinds = ["r", "p", "v", "m"] if views else ["r", "p"]
-    rows = dbapi.fetch_all(conn, _TABLES_SQL, (kinds, list(schemas)))
+    if names is None:
+        rows = dbapi.fetch_all(conn, _TABLES_SQL, (kinds, list(schemas)))
+    else:
+        rows = dbapi.fetch_all(
+            conn,
+            _NAMED_TABLES_SQL,
+            (kinds, list(schemas), [n.schema or "" for n in names], [n.name for n in names]),
+        )
     if not rows:
         return Catalog()
     oids = [r[0] for r in rows]
@@ -180,6 +206,18 @@ def read_catalog(conn: Connection, schemas: list[str] | tuple[str, ...], *, view
             int(total_bytes or 0),
         )
     return catalog
+
+
+def existing_tables(conn: Connection, names: Sequence[QualifiedName]) -> set[QualifiedName]:
+    """Which of ``names`` exist (tables, partitioned tables): names only, cheap for thousands."""
+    rows = dbapi.fetch_all(
+        conn,
+        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind IN ('r', 'p', 'v', 'm') AND (n.nspname, c.relname) IN "
+        "(SELECT * FROM unnest(%s::text[], %s::text[]))",
+        ([n.schema or "" for n in names], [n.name for n in names]),
+    )
+    return {QualifiedName(schema, name) for schema, name in rows}
 
 
 def schema_exists(conn: Connection, schema: str) -> bool:

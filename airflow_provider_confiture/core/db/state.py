@@ -41,6 +41,12 @@ _DDL = [
         counter_sequence text NOT NULL, first_sequence text NOT NULL, last_sequence text NOT NULL,
         baseline bigint NOT NULL DEFAULT 0, installed_at timestamptz NOT NULL DEFAULT now(),
         loaded_at timestamptz, PRIMARY KEY (table_schema, table_name))""",
+    # What a DAG run has done to each table: its load committed (written in the load's own
+    # transaction, so the record exists exactly when the data does), then its verification.
+    """CREATE TABLE IF NOT EXISTS {s}.run_progress (
+        table_schema text NOT NULL, table_name text NOT NULL, part text NOT NULL DEFAULT '',
+        run_id text NOT NULL, loaded_at timestamptz, verified_at timestamptz, verified_ok boolean,
+        PRIMARY KEY (table_schema, table_name, part))""",
 ]
 
 
@@ -175,3 +181,48 @@ def table_loads(conn: Connection, schema: str, table: str) -> list[dict[str, Any
         "loaded_at",
     )
     return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def record_loaded_in_run(conn: Connection, schema: str, table: str, part: str, run_id: str) -> None:
+    """This run loaded the table (call inside the load's transaction); forgets an older verification."""
+    dbapi.execute(
+        conn,
+        _q(
+            "INSERT INTO {s}.run_progress (table_schema, table_name, part, run_id, loaded_at) "
+            "VALUES (%s, %s, %s, %s, now()) ON CONFLICT (table_schema, table_name, part) DO UPDATE SET "
+            "run_id = EXCLUDED.run_id, loaded_at = EXCLUDED.loaded_at, verified_at = NULL, verified_ok = NULL"
+        ),
+        (schema, table, part, run_id),
+    )
+
+
+def record_verified_in_run(
+    conn: Connection, schema: str, table: str, part: str, run_id: str, ok: bool
+) -> None:
+    """This run verified the table it loaded (a verification of another run's load is not recorded)."""
+    dbapi.execute(
+        conn,
+        _q(
+            "UPDATE {s}.run_progress SET verified_at = now(), verified_ok = %s "
+            "WHERE table_schema = %s AND table_name = %s AND part = %s AND run_id = %s"
+        ),
+        (ok, schema, table, part, run_id),
+    )
+
+
+def run_progress(conn: Connection, run_id: str) -> dict[tuple[str, str, str], bool | None]:
+    """(schema, table, part) -> verified_ok (None: loaded, not verified yet) for what ``run_id`` loaded."""
+    if not state_schema_exists(conn):
+        return {}
+    if not dbapi.fetch_value(
+        conn,
+        "SELECT count(*) FROM pg_tables WHERE schemaname = %s AND tablename = 'run_progress'",
+        (STATE_SCHEMA,),
+    ):
+        return {}
+    rows = dbapi.fetch_all(
+        conn,
+        _q("SELECT table_schema, table_name, part, verified_ok FROM {s}.run_progress WHERE run_id = %s"),
+        (run_id,),
+    )
+    return {(s, t, p): ok for s, t, p, ok in rows}

@@ -133,8 +133,13 @@ def load_table(
     key_range: KeyRange | None = None,
     progress: Callable[[str], None] | None = None,
     rows_probe_factory: Callable[[int], Callable[[], int | None]] | None = None,
+    run_id: str | None = None,
 ) -> LoadResult:
-    """Load ``plan``'s table (or ``key_range`` of it) with ``strategy`` ("copy" or "fdw")."""
+    """Load ``plan``'s table (or ``key_range`` of it) with ``strategy`` ("copy" or "fdw").
+
+    ``run_id`` (the Airflow run's) is recorded in ``_confiture.run_progress`` in the load's own
+    transaction, so a retry of a unit of several tables knows which ones this run already loaded.
+    """
     options = options or LoadOptions()
     say = progress or log.info
     part = key_range.label if key_range else ""
@@ -269,6 +274,10 @@ def load_table(
                 counters,
                 snapshot,
             )
+            if run_id:
+                state.record_loaded_in_run(
+                    target_conn, plan.target.schema or "", plan.target.name, part, run_id
+                )
         target_conn.commit()
         result.set_aside = aside.summary()
         return result

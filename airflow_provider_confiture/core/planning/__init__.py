@@ -1,6 +1,7 @@
 """Planning (the analyze step's work): mapping file -> per-table plans, validated, with strategies."""
 
 from airflow_provider_confiture.core.planning.analyze import (
+    DEFAULT_MAX_TABLES_PER_UNIT,
     DEFAULT_ROWS_PER_PART,
     DEFAULT_SPLIT_THRESHOLD_ROWS,
     Analysis,
@@ -19,11 +20,12 @@ from airflow_provider_confiture.core.planning.plan import (
 )
 from airflow_provider_confiture.core.planning.ranges import KeyRange
 from airflow_provider_confiture.core.planning.strategy import STRATEGIES, Strategy, choose_strategy
-from airflow_provider_confiture.core.planning.units import LoadUnit, unit_table
+from airflow_provider_confiture.core.planning.units import LoadUnit, UnitTable, unit_table, unit_tables
 
 __all__ = [
     "DEFAULT_COPY_THRESHOLD_ROWS",
     "DEFAULT_FOREIGN_SCHEMA",
+    "DEFAULT_MAX_TABLES_PER_UNIT",
     "DEFAULT_ROWS_PER_PART",
     "DEFAULT_SPLIT_THRESHOLD_ROWS",
     "STRATEGIES",
@@ -36,6 +38,7 @@ __all__ = [
     "Strategy",
     "StrategyDecision",
     "TablePlan",
+    "UnitTable",
     "analyze",
     "choose_strategy",
     "decide_strategy",
@@ -43,4 +46,5 @@ __all__ = [
     "one_table_mapping",
     "plan_migration",
     "unit_table",
+    "unit_tables",
 ]

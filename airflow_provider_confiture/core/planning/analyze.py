@@ -25,7 +25,7 @@ from airflow_provider_confiture.core.planning.plan import (
     plan_migration,
 )
 from airflow_provider_confiture.core.planning.strategy import Strategy, choose_strategy
-from airflow_provider_confiture.core.planning.units import KeyRangeDict, LoadUnit
+from airflow_provider_confiture.core.planning.units import KeyRangeDict, LoadUnit, UnitTable, bundle_label
 from airflow_provider_confiture.core.planning.validate import (
     Validation,
     check_join_duplicates,
@@ -39,6 +39,15 @@ from airflow_provider_confiture.core.planning.validate import (
 DEFAULT_SPLIT_THRESHOLD_ROWS = 500_000_000
 #: Rows per part when a table is split.
 DEFAULT_ROWS_PER_PART = 100_000_000
+#: Small tables share a load unit (one task instance for many tables), at most this many per unit.
+#: Under a real scheduler every task instance costs seconds of start-up, far more than loading a
+#: table of a few thousand rows; a unit of 50 small tables is still a few seconds of work and a
+#: short retry. 0 or 1: one unit per table.
+DEFAULT_MAX_TABLES_PER_UNIT = 50
+#: A table is "small" (bundled) when its estimated load time is below this.
+SMALL_TABLE_SECONDS = 1.0
+#: A bundle closes when the estimates of its tables add up to this (a few seconds of work per task).
+UNIT_SECONDS = 10.0
 
 
 @dataclass
@@ -65,16 +74,46 @@ class TableAnalysis:
 class Analysis:
     tables: list[TableAnalysis]
     skipped: list[tuple[str, str]]
+    #: Small tables per load unit (1: one unit per table).
+    max_tables_per_unit: int = 1
 
     def units(self) -> list[LoadUnit]:
-        """One load unit per per-table task instance (see :mod:`units`)."""
+        """One load unit per per-table task instance (see :mod:`units`): large tables (and each key
+        range of a split one) first, each alone; then the small tables, bundled."""
         out: list[LoadUnit] = []
+        small: list[TableAnalysis] = []
         for t in self.tables:
+            if not t.parts and self.max_tables_per_unit > 1 and t.estimated_seconds < SMALL_TABLE_SECONDS:
+                small.append(t)
+                continue
             if not t.parts:
                 out.append(LoadUnit(table=t.key, label=t.label, strategy=t.strategy, key_range=None))
             for part in t.parts:
                 label = f"{t.label} [{part['index']}/{part['count']}]"
                 out.append(LoadUnit(table=t.key, label=label, strategy=t.strategy, key_range=part))
+        bundles: list[list[TableAnalysis]] = []
+        seconds = 0.0
+        for t in small:
+            if not bundles or len(bundles[-1]) >= self.max_tables_per_unit or seconds >= UNIT_SECONDS:
+                bundles.append([])
+                seconds = 0.0
+            bundles[-1].append(t)
+            seconds += t.estimated_seconds
+        for index, bundle in enumerate(bundles, start=1):
+            if len(bundle) == 1:
+                t = bundle[0]
+                out.append(LoadUnit(table=t.key, label=t.label, strategy=t.strategy, key_range=None))
+                continue
+            members = [UnitTable(table=t.key, label=t.label, strategy=t.strategy) for t in bundle]
+            out.append(
+                LoadUnit(
+                    table=members[0]["table"],
+                    label=bundle_label(index, len(bundles), members),
+                    strategy=members[0]["strategy"],
+                    key_range=None,
+                    tables=members,
+                )
+            )
         return out
 
     def render(self) -> str:
@@ -100,6 +139,13 @@ class Analysis:
             if t.target_writes
         ]
         notes += [f"  {t.label}: {w}" for t in self.tables for w in t.warnings]
+        bundled = [u for u in self.units() if u.get("tables")]
+        if bundled:
+            count = sum(len(u.get("tables") or []) for u in bundled)
+            text += (
+                f"\n{count} small tables load in {len(bundled)} units of up to {self.max_tables_per_unit} "
+                "(each table in its own transaction)"
+            )
         notes += [f"  {name}: skipped, {why}" for name, why in self.skipped]
         if notes:
             text += "\nWarnings:\n" + "\n".join(notes)
@@ -133,6 +179,7 @@ def analyze(
     *,
     split_threshold_rows: int = DEFAULT_SPLIT_THRESHOLD_ROWS,
     rows_per_part: int = DEFAULT_ROWS_PER_PART,
+    max_tables_per_unit: int = 1,
     require_link: bool = True,
 ) -> Analysis:
     """Plan, validate (EXPLAIN, no data moved) and estimate every table."""
@@ -184,7 +231,7 @@ def analyze(
                 target_writes=written.to_dict() if written else None,
             )
         )
-    return Analysis(out, result.skipped)
+    return Analysis(out, result.skipped, max_tables_per_unit)
 
 
 def _view_note(plan: TablePlan) -> str:

@@ -24,6 +24,7 @@ def _build(source_db, target_db, airflow_conn, tmp_path, dag_id, mapping=MAPPING
         ddl_path=str(tmp_path / "ddl"),
         split_threshold_rows=200,
         rows_per_part=150,
+        max_tables_per_unit=1,  # one task per table: this test reads per-table labels
     )
 
 
